@@ -1,0 +1,573 @@
+"""Typed, frozen, validated configuration (pydantic v2), loaded from YAML or TOML.
+
+One :class:`ExperimentConfig` holds a section per stage: ``data``, ``model``, ``train``, ``eval``.
+Unknown keys and bad values raise :class:`~intentrec.errors.ConfigError` naming the key path.
+Data-derived sizes (catalogue size, label counts) are *not* here: they travel in
+:class:`intentrec.structs.DataSpec`.
+
+This module imports neither torch nor polars.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from intentrec.errors import ConfigError
+
+__all__ = [
+    "CleanConfig",
+    "ColumnMap",
+    "DataConfig",
+    "EvalConfig",
+    "ExperimentConfig",
+    "FeatureConfig",
+    "IntentConfig",
+    "ModelConfig",
+    "SessionConfig",
+    "SourceConfig",
+    "SplitConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_config",
+    "parse_duration",
+]
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hour|hours|d|day|days|w|week|weeks|mo|month|months|y|year|years)\s*$")
+_UNIT_SECONDS = {
+    "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800,
+    "mo": 2592000, "month": 2592000, "months": 2592000,
+    "y": 31536000, "year": 31536000, "years": 31536000,
+}
+
+
+def parse_duration(value: str | float | int | None) -> float | None:
+    """Parse a time span such as ``"1w"``, ``"30d"``, ``"1 month"``, ``3600`` (seconds) or ``"off"``.
+
+    Args:
+        value: a number of seconds, a string with a unit (s, min, h, d, w, month = 30 d, y = 365 d),
+            or ``"off"`` / ``None`` for "disabled".
+
+    Returns:
+        The span in seconds, or ``None`` when disabled.
+
+    Raises:
+        ValueError: the string is not a recognised span.
+
+    Example:
+        >>> parse_duration("1w")
+        604800.0
+        >>> parse_duration("off") is None
+        True
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected a time span such as '1w' or 'off', got {value!r}")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError(f"a time span must be positive, got {value!r}")
+        return float(value)
+    text = str(value).strip().lower()
+    if text in {"off", "none", "null", ""}:
+        return None
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise ValueError(
+            f"cannot parse time span {value!r}: use a number and a unit, e.g. '30min', '1w', '30d', '1 month', or 'off'"
+        )
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"a time span must be positive, got {value!r}")
+    return seconds
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------------------
+
+
+class ColumnMap(_Frozen):
+    """Names of the interaction-log columns in *your* file (only used by the ``table`` adapter)."""
+
+    user_id: str = "user_id"
+    """Column holding the user (or member/profile) id. Any type; ids need not be dense integers."""
+    item_id: str = "item_id"
+    """Column holding the item id."""
+    timestamp: str | None = "timestamp"
+    """Column holding the event time; ``null`` when the log only has an order (rows are taken in file order)."""
+    timestamp_unit: Literal["s", "ms", "us", "ns", "datetime"] = "s"
+    """Unit of numeric timestamps; ``datetime`` for ISO-8601 strings or native datetime columns."""
+    action: str | None = None
+    """Optional column with the action/event type (play, click, add-to-cart, ...)."""
+    duration: str | None = None
+    """Optional engagement column (watch seconds, dwell time, rating) used as the loss weight d_k."""
+    session_id: str | None = None
+    """Optional explicit session id; without it sessions are cut at an inactivity gap."""
+
+
+class SourceConfig(_Frozen):
+    """Where the interactions (and item metadata) come from."""
+
+    adapter: Literal["movielens", "s3rec", "trivago", "table"] = "movielens"
+    """Built-in reader: ``movielens`` (ml-latest(-small) CSVs, ml-100k, ml-1m/10m), ``s3rec`` (Amazon/Yelp/LastFM
+    benchmark files), ``trivago`` (RecSys Challenge 2019 logs), or ``table`` (any CSV/TSV/Parquet/JSONL file)."""
+    path: str | None = None
+    """File or folder to read. ``null`` with ``movielens`` reads the bundled ml-latest-small copy."""
+    name: str | None = None
+    """Dataset name inside ``path`` for ``s3rec`` (``Beauty``, ``Sports_and_Outdoors``, ``Yelp``, ``LastFM``)."""
+    items_path: str | None = None
+    """``table`` adapter: optional item-metadata file (CSV/TSV/Parquet/JSONL) keyed by ``item_columns_id``."""
+    item_columns_id: str = "item_id"
+    """``table`` adapter: the item-id column of the item-metadata file."""
+    columns: ColumnMap = ColumnMap()
+    """``table`` adapter: your column names."""
+    multi_value_separator: str = "|"
+    """Separator of multi-valued string attributes (e.g. ``Action|Comedy``)."""
+    multi_valued: tuple[str, ...] = ()
+    """``table`` adapter: item/interaction columns that hold several values joined by the separator."""
+    date_columns: tuple[str, ...] = ()
+    """``table`` adapter: item columns holding dates (release date); parsed to seconds since the epoch."""
+
+
+class CleanConfig(_Frozen):
+    """Cleaning applied after reading, before sessions, labels and splits."""
+
+    dedupe: bool = True
+    """Drop exact duplicate events (same user, item, timestamp and action); the count is reported."""
+    k_core: int = 0
+    """Iteratively keep users and items with at least ``k_core`` events (0 = off)."""
+    min_events_per_user: int = 2
+    """Drop users with fewer events (a user needs an input and a target)."""
+    max_events_per_user: int | None = None
+    """Keep only each user's latest ``n`` events (PAPER §1 "the latest n interactions"); ``null`` keeps all."""
+
+    @field_validator("k_core", "min_events_per_user")
+    @classmethod
+    def _non_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("max_events_per_user")
+    @classmethod
+    def _positive_or_none(cls, v: int | None) -> int | None:
+        if v is not None and v < 2:
+            raise ValueError("must be >= 2 or null")
+        return v
+
+
+class SessionConfig(_Frozen):
+    """How events are grouped into sessions (used for statistics, repeat labels and analysis)."""
+
+    gap: str | float = "30min"
+    """Inactivity gap that starts a new session when the data has no session id (e.g. ``30min``)."""
+
+    @field_validator("gap")
+    @classmethod
+    def _check_gap(cls, v: str | float) -> str | float:
+        if parse_duration(v) is None:
+            raise ValueError("the session gap cannot be 'off'")
+        return v
+
+
+class IntentConfig(_Frozen):
+    """One intent: a label of the *next* interaction that the model predicts (PAPER §1 "Intents")."""
+
+    name: str
+    """Name of the intent head (``action``, ``genre``, ``format``, ``recency``, ``repeat``, ...)."""
+    kind: Literal["categorical", "multi_label", "recency", "repeat"]
+    """``categorical``: one label per event from ``column``; ``multi_label``: several labels (e.g. genres);
+    ``recency``: bucketed time since the item's release at interaction time; ``repeat``: whether the item (or its
+    series) was engaged with before by the same user (``repeat``) or not (``new``)."""
+    column: str | None = None
+    """Source column: an interaction or item attribute (categorical/multi_label) or the item's release-date column
+    (recency). Unused for ``repeat``."""
+    buckets_days: tuple[float, ...] = (7.0, 30.0, 365.0)
+    """``recency`` bucket edges in days; the default gives <=7 d, 7-30 d, 30-365 d, >365 d (PAPER §10 #14)."""
+    series_column: str | None = None
+    """``repeat``: optional item attribute that groups items (e.g. the show of an episode)."""
+    min_count: int = 1
+    """Labels seen fewer times in the *training* data fold into ``other``."""
+    max_labels: int | None = None
+    """Keep at most this many of the most frequent training labels; the rest fold into ``other``."""
+    as_feature: bool = True
+    """Also use the attribute of each *input* interaction as an input feature (PAPER §3.2 "used as both")."""
+
+    @model_validator(mode="after")
+    def _check(self) -> IntentConfig:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            raise ValueError(f"intent name {self.name!r} must be an identifier (letters, digits, underscore)")
+        if self.kind in {"categorical", "multi_label", "recency"} and not self.column:
+            raise ValueError(f"intent {self.name!r} of kind {self.kind!r} needs 'column'")
+        if self.kind == "recency":
+            edges = self.buckets_days
+            if not edges or any(b <= 0 for b in edges) or list(edges) != sorted(set(edges)):
+                raise ValueError("buckets_days must be positive and strictly increasing")
+        if self.min_count < 1:
+            raise ValueError("min_count must be >= 1")
+        if self.max_labels is not None and self.max_labels < 1:
+            raise ValueError("max_labels must be >= 1 or null")
+        return self
+
+
+class FeatureConfig(_Frozen):
+    """Input features besides the item id and the intent attributes."""
+
+    categorical: tuple[str, ...] = ()
+    """Interaction or item columns embedded as inputs; multi-valued ones are mean-pooled (PAPER §2)."""
+    numeric: tuple[str, ...] = ()
+    """Numeric interaction or item columns, min-max normalised to [0, 1] with *training* statistics."""
+
+
+class SplitConfig(_Frozen):
+    """Evaluation protocol (EVALUATION.md)."""
+
+    protocol: Literal["temporal", "leave-one-out", "user"] = "temporal"
+    """``temporal``: global time cut-offs (leakage-free default); ``leave-one-out``: last item test, second-last
+    validation (the academic protocol of published numbers); ``user``: random users held out (the paper's)."""
+    val_fraction: float = 0.1
+    """Temporal: fraction of the time span (by event quantile) in the validation window; user: fraction of users."""
+    test_fraction: float = 0.1
+    """Temporal: fraction of events after the test cut-off; user: fraction of users."""
+    targets: Literal["next", "all", "last"] = "next"
+    """Temporal: ``next`` = each user's first event in the window, ``all`` = every event in it.
+    User protocol: ``all`` = every position of held-out users, ``last`` (or ``next``) = the last position only."""
+    seed: int = 0
+    """Seed of the user split."""
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitConfig:
+        for key in ("val_fraction", "test_fraction"):
+            v = getattr(self, key)
+            if not 0.0 < v < 0.5:
+                raise ValueError(f"{key} must be in (0, 0.5), got {v}")
+        return self
+
+
+class DataConfig(_Frozen):
+    """From a raw log to model-ready sequences."""
+
+    source: SourceConfig = SourceConfig()
+    """Where to read from."""
+    clean: CleanConfig = CleanConfig()
+    """Cleaning."""
+    sessions: SessionConfig = SessionConfig()
+    """Sessionisation."""
+    intents: tuple[IntentConfig, ...] = ()
+    """Intent labels to predict (M = len(intents)); empty gives a next-item-only model."""
+    features: FeatureConfig = FeatureConfig()
+    """Extra input features."""
+    split: SplitConfig = SplitConfig()
+    """Evaluation protocol."""
+    cache_dir: str | None = ".cache/intentrec"
+    """Where prepared data is cached, keyed by a hash of this section; ``null`` disables caching."""
+
+    @model_validator(mode="after")
+    def _unique_intents(self) -> DataConfig:
+        names = [i.name for i in self.intents]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"intent names must be unique; repeated: {sorted(dupes)}")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------------------
+# model / train / eval
+# ----------------------------------------------------------------------------------------------------------
+
+
+class ModelConfig(_Frozen):
+    """IntentRec and its ablations (PAPER §3, §6.5; defaults PAPER §10 #4-#10)."""
+
+    variant: Literal["V0", "V1", "V2", "V3"] = "V3"
+    """V0 item only; V1 one shared encoder with parallel heads; V2 separate encoders, hierarchical; V3 = V2 +
+    short-term interest (full IntentRec)."""
+    max_len: int = 100
+    """n: input length (latest n interactions); longer training histories are cut into windows of n."""
+    d_model: int = 128
+    """Width of the intent and item Transformers."""
+    n_layers: int = 2
+    """Layers per Transformer."""
+    n_heads: int = 4
+    """Attention heads per layer."""
+    ffn_mult: int = 4
+    """Feed-forward width as a multiple of d_model."""
+    dropout: float = 0.1
+    """Dropout in the Transformers and on the input features."""
+    item_emb_dim: int = 64
+    """Item-id embedding size inside F_k."""
+    cat_emb_dim: int = 16
+    """Embedding size of each categorical feature inside F_k."""
+    d_proj: int = 64
+    """Size of Proj_i outputs and of the intent embedding Z."""
+    d_short: int = 64
+    """Width of the short-term encoder S_k."""
+    short_heads: int = 2
+    """Heads of the short-term encoder."""
+    horizon: str | float | None = "1w"
+    """H: the short-term window (T_k - H, T_k] (e.g. ``1w``, ``1month``, ``off``). Only V3 uses it."""
+    short_window_events: int = 10
+    """For data without timestamps: the short-term window is the last m events (PAPER §10 #23)."""
+    gap_buckets: int = 32
+    """Buckets of the log gap to the previous interaction in the timestamp embedding (PAPER §10 #8)."""
+    item_head: Literal["tied", "linear"] = "tied"
+    """``linear`` = FC_item over d_model (PAPER §3.2 step 10); ``tied`` = project to item_emb_dim and score by dot
+    product with the item-id embeddings (+ bias)."""
+    heads: tuple[str, ...] | None = None
+    """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        for key in ("max_len", "d_model", "n_layers", "n_heads", "ffn_mult", "item_emb_dim", "cat_emb_dim",
+                    "d_proj", "d_short", "short_heads", "short_window_events", "gap_buckets"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.d_short % self.short_heads:
+            raise ValueError(f"d_short ({self.d_short}) must be divisible by short_heads ({self.short_heads})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+        parse_duration(self.horizon)
+        return self
+
+    @property
+    def horizon_seconds(self) -> float | None:
+        """H in seconds, or ``None`` when the short-term window is off."""
+        return parse_duration(self.horizon)
+
+
+class TrainConfig(_Frozen):
+    """Optimisation (PAPER §10 #11, #12, #16)."""
+
+    epochs: int = 50
+    """Maximum epochs; early stopping usually ends sooner."""
+    batch_size: int = 128
+    """Training windows per step."""
+    lr: float = 1e-3
+    """Peak learning rate of AdamW."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not applied to biases, norms and embeddings)."""
+    warmup_steps: int = 1000
+    """Linear warm-up steps, then cosine decay to ``min_lr_ratio * lr``; capped at 10% of all steps."""
+    min_lr_ratio: float = 0.05
+    """Final learning rate as a fraction of ``lr``."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip (0 = off)."""
+    patience: int = 5
+    """Epochs without improvement of ``monitor`` on *validation* before stopping."""
+    monitor: str = "ndcg@10"
+    """Validation item metric used for early stopping and the best checkpoint."""
+    lambda_intent: float = 1.0
+    """λ in L = L_item + λ Σ L_intent (PAPER Eq. 4)."""
+    duration_weight: Literal["target", "input", "none"] = "target"
+    """d_k: weight each position by the engagement of the target (k+1) event, of the input (k) event, or 1."""
+    seed: int = 0
+    """Seed of initialisation, shuffling and dropout."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` picks CUDA when available."""
+    amp: bool = True
+    """bf16 autocast on CUDA (ignored on CPU)."""
+    num_threads: int | None = None
+    """torch intra-op threads on CPU (``null`` = torch default)."""
+    max_steps_per_epoch: int | None = None
+    """Cap on steps per epoch (smoke runs)."""
+    eval_every: int = 1
+    """Validate every this many epochs."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if self.lr <= 0:
+            raise ValueError("lr must be > 0")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.lambda_intent < 0:
+            raise ValueError("weight_decay, grad_clip and lambda_intent must be >= 0")
+        if self.warmup_steps < 0 or self.patience < 1 or self.eval_every < 1:
+            raise ValueError("warmup_steps must be >= 0, patience and eval_every >= 1")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError("min_lr_ratio must be in [0, 1]")
+        _check_metric_name(self.monitor)
+        return self
+
+
+def _check_metric_name(name: str) -> None:
+    if name == "mrr":
+        return
+    match = re.fullmatch(r"(ndcg|recall|hr|mrr)@(\d+)", name)
+    if match is None or int(match.group(2)) < 1:
+        raise ValueError(f"unknown metric {name!r}: use ndcg@K, recall@K, hr@K, mrr@K or mrr")
+
+
+class EvalConfig(_Frozen):
+    """Evaluation (EVALUATION.md). Ranking is always over the full catalogue; ties count against the model."""
+
+    exclude_seen: bool | None = None
+    """Remove items the user engaged with before the target from the ranking; ``null`` = the dataset's default
+    (on for MovieLens and Amazon, off for trivago, Yelp, LastFM and generic tables)."""
+    ks: tuple[int, ...] = (1, 5, 10, 20)
+    """Cut-offs for HR/Recall@K and NDCG@K."""
+    batch_size: int = 256
+    """Evaluation batch size."""
+    intent_topk: int = 3
+    """k of recall@k for multi-label intents."""
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(k < 1 for k in v):
+            raise ValueError("ks must be non-empty positive integers")
+        return tuple(sorted(set(v)))
+
+
+class ExperimentConfig(_Frozen):
+    """The whole experiment: one section per stage."""
+
+    name: str = "intentrec"
+    """Run name, shown in outputs."""
+    data: DataConfig = DataConfig()
+    """Data section."""
+    model: ModelConfig = ModelConfig()
+    """Model section."""
+    train: TrainConfig = TrainConfig()
+    """Training section."""
+    eval: EvalConfig = EvalConfig()
+    """Evaluation section."""
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> ExperimentConfig:
+        names = {i.name for i in self.data.intents}
+        if self.model.heads is not None:
+            unknown = [h for h in self.model.heads if h not in names]
+            if unknown:
+                raise ValueError(f"model.heads names unknown intents {unknown}; configured intents: {sorted(names)}")
+        if self.model.variant != "V0" and not names:
+            raise ValueError(
+                f"model.variant {self.model.variant} needs at least one intent in data.intents (or use variant V0)"
+            )
+        if self.train.monitor.startswith(("ndcg@", "recall@", "hr@")):
+            k = int(self.train.monitor.split("@")[1])
+            if k not in self.eval.ks:
+                raise ValueError(f"train.monitor {self.train.monitor!r} needs {k} in eval.ks {list(self.eval.ks)}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (round-trips through :func:`config_from_dict`)."""
+        return self.model_dump(mode="json")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# loading
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration in {origin}:"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            msg = f"unknown key '{path}' (check the spelling; see configs/base.yaml for every key)"
+        elif kind == "missing":
+            msg = f"missing required key '{path}'"
+        else:
+            text = e["msg"].removeprefix("Value error, ")
+            msg = f"'{path}': {text} (got {e.get('input')!r})" if "input" in e and not isinstance(e.get("input"), dict) else f"'{path}': {text}"
+        lines.append(f"  - {msg}")
+    return "\n".join(lines)
+
+
+def config_from_dict(raw: Mapping[str, Any], origin: str = "<dict>") -> ExperimentConfig:
+    """Validate a plain mapping into an :class:`ExperimentConfig`.
+
+    Raises:
+        ConfigError: unknown keys or invalid values, each named by its dotted key path.
+    """
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{origin}: the top level must be a mapping of sections (data, model, train, eval)")
+    try:
+        return ExperimentConfig.model_validate(dict(raw))
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (give a .yaml/.yml or .toml file; examples in configs/)")
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8")
+    try:
+        if suffix in {".yaml", ".yml"}:
+            raw = yaml.safe_load(text) or {}
+        elif suffix == ".toml":
+            raw = tomllib.loads(text)
+        else:
+            raise ConfigError(f"{path}: unsupported config format {suffix!r}; use .yaml, .yml or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: cannot parse: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (data, model, train, eval)")
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw config mapping.
+
+    Example:
+        >>> apply_overrides({"train": {"epochs": 5}}, ["train.epochs=2", "model.variant=V0"])
+        {'train': {'epochs': 2}, 'model': {'variant': 'V0'}}
+    """
+    out: dict[str, Any] = _deep_copy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value (e.g. train.epochs=3)")
+        key, value_text = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r} has an empty key")
+        try:
+            value = yaml.safe_load(value_text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: cannot parse value: {err}") from None
+        node = out
+        for p in parts[:-1]:
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = {}
+                node[p] = nxt
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: '{p}' is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def _deep_copy(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: _deep_copy(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_deep_copy(v) for v in raw]
+    return raw
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Load and validate a YAML or TOML experiment config, with optional ``key=value`` overrides.
+
+    Raises:
+        ConfigError: the file is missing or unparsable, or a key/value is invalid (named in the message).
+    """
+    p = Path(path)
+    raw = apply_overrides(_read_raw(p), overrides)
+    return config_from_dict(raw, origin=str(p))
