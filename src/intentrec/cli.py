@@ -1,0 +1,236 @@
+"""Command line: ``intentrec quickstart | data describe | train | evaluate | recommend``.
+
+Thin: every command delegates to :mod:`intentrec.workflows` (or :mod:`intentrec.data` for statistics).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from intentrec.errors import IntentRecError
+
+app = typer.Typer(
+    name="intentrec",
+    help="IntentRec: predict why a user is here (session intents), then what they engage with next.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+QUICKSTART_CONFIG = "quickstart.yaml"
+ITEM_COLUMNS = ("ndcg@10", "recall@10", "recall@20", "ndcg@20", "mrr")
+
+
+def _fail(err: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {err}")
+    raise typer.Exit(code=2)
+
+
+def _packaged_config(name: str) -> Path:
+    return Path(str(resources.files("intentrec") / "resources" / "configs" / name))
+
+
+def _results_table(doc: dict[str, Any], title: str, model_name: str) -> Table:
+    table = Table(title=title, caption=f"{doc['split']} split, {doc['protocol']} protocol; {doc['ranking']}; "
+                                       f"exclude_seen={doc['exclude_seen']}; {doc['n_targets']:,} targets")
+    table.add_column("model")
+    for key in ITEM_COLUMNS:
+        table.add_column(key, justify="right")
+    rows = [(model_name, doc["item"]), ("popularity", doc["baselines"]["popularity"]["item"])]
+    for name, item in rows:
+        table.add_row(name, *(f"{item.get(k, float('nan')):.4f}" for k in ITEM_COLUMNS))
+    return table
+
+
+def _intent_table(doc: dict[str, Any], model_name: str) -> Table | None:
+    if not doc["intents"]:
+        return None
+    table = Table(title="Next-intent prediction (popularity = always the most frequent training label)")
+    table.add_column("intent")
+    table.add_column("metric")
+    table.add_column(model_name, justify="right")
+    table.add_column("popularity", justify="right")
+    pop = doc["baselines"]["popularity"]["intents"]
+    for name, metrics in doc["intents"].items():
+        for metric, value in metrics.items():
+            if metric == "n":
+                continue
+            table.add_row(name, metric, f"{value:.4f}", f"{pop.get(name, {}).get(metric, float('nan')):.4f}")
+    return table
+
+
+def _print_recommendation(rec: Any) -> None:
+    who = f"user {rec.user_id}" if rec.user_id is not None else "the given items"
+    console.print(f"\n[bold]Top-{len(rec.items)} for {who}[/] (latest history: {', '.join(rec.history)})")
+    table = Table()
+    table.add_column("#", justify="right")
+    table.add_column("item")
+    table.add_column("score", justify="right")
+    for i, (item, score) in enumerate(rec.items, 1):
+        table.add_row(str(i), item, f"{score:.3f}")
+    console.print(table)
+    if rec.intents:
+        console.print("[bold]Predicted intents of the next interaction[/] (head attention weight = why):")
+        for name, labels in rec.intents.items():
+            weight = rec.intent_attention.get(name)
+            w = f" [dim](attention {weight:.2f})[/]" if weight is not None else ""
+            console.print(f"  {name}{w}: " + ", ".join(f"{lab} {p:.2f}" for lab, p in labels))
+    if rec.ignored_items:
+        console.print(f"[yellow]ignored unknown items:[/] {', '.join(rec.ignored_items)}")
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/quickstart"),
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train IntentRec on the bundled MovieLens data, compare it with popularity, and show one user's top-10."""
+    from intentrec import workflows
+    from intentrec.config import load_config
+
+    try:
+        t0 = time.perf_counter()
+        cfg = load_config(_packaged_config(QUICKSTART_CONFIG))
+        console.print(f"[bold]intentrec quickstart[/]: {cfg.name} -> {out}")
+        outcome = workflows.train(cfg, out, progress=progress, log=console.print)
+        console.print(_results_table(outcome.test, "Next-item prediction", f"IntentRec {cfg.model.variant}"))
+        intents = _intent_table(outcome.test, f"IntentRec {cfg.model.variant}")
+        if intents is not None:
+            console.print(intents)
+        art = workflows.load_run(out)
+        user = art.data.user_ids[int(art.data.split.test_targets[0, 0])] if len(art.data.split.test_targets) else art.data.user_ids[0]
+        _print_recommendation(workflows.recommend(out, user_id=user, k=10, art=art))
+        console.print(f"\ndone in {time.perf_counter() - t0:.0f}s; metrics in {out / 'metrics.json'}")
+    except IntentRecError as err:
+        _fail(err)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML/TOML experiment config.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set train.epochs=3.")] = None,
+    resume: Annotated[bool, typer.Option(help="Resume from RUN_DIR/last if present.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train a model, select it on validation, evaluate it on test (beside popularity)."""
+    from intentrec import workflows
+    from intentrec.config import load_config
+
+    try:
+        cfg = load_config(config, set_ or [])
+        outcome = workflows.train(cfg, out, resume=resume, progress=progress, log=console.print)
+        console.print(_results_table(outcome.test, f"{cfg.name}: next-item prediction", cfg.model.variant))
+        intents = _intent_table(outcome.test, cfg.model.variant)
+        if intents is not None:
+            console.print(intents)
+        console.print(f"metrics: {out / 'metrics.json'}")
+    except IntentRecError as err:
+        _fail(err)
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `intentrec train`.")],
+    split: Annotated[str, typer.Option(help="test or validation.")] = "test",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics document as JSON.")] = False,
+) -> None:
+    """Evaluate a trained run on the full catalogue."""
+    from intentrec import workflows
+
+    try:
+        doc = workflows.evaluate_run(run_dir, split)
+    except IntentRecError as err:
+        _fail(err)
+        return
+    if json_out:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    console.print(_results_table(doc, "Next-item prediction", doc["model"]))
+    intents = _intent_table(doc, doc["model"])
+    if intents is not None:
+        console.print(intents)
+
+
+@app.command()
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `intentrec train`.")],
+    user: Annotated[str | None, typer.Option(help="A user id from the training data.")] = None,
+    items: Annotated[str | None, typer.Option(help="Comma-separated item ids, oldest first.")] = None,
+    k: Annotated[int, typer.Option(min=1, help="How many items.")] = 10,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Top-k items and predicted intents for a user (or a list of items)."""
+    from dataclasses import asdict
+
+    from intentrec import workflows
+
+    try:
+        item_list = [s.strip() for s in items.split(",") if s.strip()] if items is not None else None
+        rec = workflows.recommend(run_dir, user_id=user, items=item_list, k=k)
+    except IntentRecError as err:
+        _fail(err)
+        return
+    if json_out:
+        sys.stdout.write(json.dumps(asdict(rec), indent=2) + "\n")
+    else:
+        _print_recommendation(rec)
+
+
+@data_app.command("describe")
+def describe(
+    dataset: Annotated[str, typer.Argument(help="A config file, or `movielens` for the bundled data.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Statistics: users, items, interactions, sessions, sequence lengths, intent label distributions."""
+    from intentrec.config import load_config
+    from intentrec.data import describe as describe_data
+
+    try:
+        if dataset == "movielens":
+            cfg = load_config(_packaged_config(QUICKSTART_CONFIG)).data
+        else:
+            cfg = load_config(Path(dataset)).data
+        stats = describe_data(cfg)
+    except IntentRecError as err:
+        _fail(err)
+        return
+    if json_out:
+        sys.stdout.write(json.dumps(stats, indent=2, default=str) + "\n")
+        return
+    _print_stats(stats)
+
+
+def _print_stats(stats: dict[str, Any], prefix: str = "") -> None:
+    table = Table(title="Dataset statistics", show_header=False)
+    table.add_column("statistic")
+    table.add_column("value")
+    nested: list[tuple[str, Any]] = []
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            nested.append((key, value))
+        else:
+            table.add_row(prefix + key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+    for key, value in nested:
+        console.print(f"[bold]{key}[/]")
+        console.print_json(json.dumps(value, default=str))
+
+
+def main() -> None:
+    """Console-script entry point (also handles ``torchrun -m intentrec``)."""
+    app()

@@ -1,0 +1,79 @@
+"""Time-derived per-position fields: short-term window starts (PAPER Eq. 1), gap buckets, relative times.
+
+All functions take one user's (or one window's) events in time order and are pure numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["gap_buckets", "relative_time", "window_starts"]
+
+
+def window_starts(
+    timestamps: np.ndarray, horizon_seconds: float | None, timed: bool, max_events: int
+) -> np.ndarray:
+    """pos_k for every position k: the earliest index i <= k with T_k - T_i <= H (PAPER §2, Eq. 1).
+
+    Args:
+        timestamps: (n,) float64 non-decreasing event times (seconds), or order indices when untimed.
+        horizon_seconds: H; ``None`` turns the window off (every position sees its whole prefix: pos_k = 0).
+        timed: False for data that only has an order: the window is then the last ``max_events`` events
+            (PAPER §10 #23).
+        max_events: m, the window length in events for untimed data.
+
+    Returns:
+        (n,) int64 window starts, each in ``[0, k]``.
+
+    Example:
+        >>> window_starts(np.array([0.0, 10.0, 20.0, 100.0]), 15.0, True, 10).tolist()
+        [0, 0, 1, 3]
+        >>> window_starts(np.arange(5.0), None, False, 2).tolist()
+        [0, 0, 1, 2, 3]
+    """
+    n = timestamps.shape[0]
+    k = np.arange(n, dtype=np.int64)  # (n,)
+    if not timed:
+        return np.maximum(k - max_events + 1, 0)
+    if horizon_seconds is None:
+        return np.zeros(n, dtype=np.int64)
+    # earliest i with T_i >= T_k - H; timestamps are sorted, so a binary search per position
+    starts = np.searchsorted(timestamps, timestamps - horizon_seconds, side="left").astype(np.int64)  # (n,)
+    return np.minimum(starts, k)
+
+
+def gap_buckets(timestamps: np.ndarray, n_buckets: int, timed: bool) -> np.ndarray:
+    """Log2-bucketed gap (seconds) to the previous event: 0 for the first event, else 1 .. n_buckets - 1.
+
+    Bucket ``1 + floor(log2(1 + gap))``, capped at ``n_buckets - 1`` (PAPER §10 #8). Untimed data: every
+    non-first event gets bucket 1.
+
+    Example:
+        >>> gap_buckets(np.array([0.0, 0.0, 1.0, 4.0, 1e9]), 32, True).tolist()
+        [0, 1, 2, 3, 30]
+    """
+    n = timestamps.shape[0]
+    out = np.zeros(n, dtype=np.int64)  # (n,)
+    if n <= 1:
+        return out
+    if not timed:
+        out[1:] = 1
+        return out
+    gaps = np.maximum(np.diff(timestamps), 0.0)  # (n - 1,)
+    out[1:] = np.minimum(1 + np.floor(np.log2(1.0 + gaps)).astype(np.int64), n_buckets - 1)
+    return out
+
+
+def relative_time(timestamps: np.ndarray, timed: bool) -> np.ndarray:
+    """Hours since the window's first event (timed data) or the event's order in the window (untimed).
+
+    Example:
+        >>> relative_time(np.array([3600.0, 7200.0, 18000.0]), True).tolist()
+        [0.0, 1.0, 4.0]
+    """
+    n = timestamps.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    if not timed:
+        return np.arange(n, dtype=np.float32)
+    return ((timestamps - timestamps[0]) / 3600.0).astype(np.float32)

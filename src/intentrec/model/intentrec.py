@@ -1,0 +1,323 @@
+"""IntentRec (FM-Intent) and its ablations V0-V3, selected by ``ModelConfig.variant`` (PAPER §3, §6.5).
+
+Data flow of the full model (V3; PAPER §3.4), with the names used in this module::
+
+    batch ──FeatureEmbedder──► F (B, n, d_full)                                     # PAPER §2
+    F ──ShortTermEncoder (FCNorm → +E_t → 1 layer, window_mask [pos_k, k])──► S (B, n, d_short)   # Eq. 1
+    X = [F ; S]                                                        (B, n, d_full + d_short)
+    X ──intent_encoder (FCNorm → +E_t(T) → causal Transformer)──► E_int (B, n, D)  # §3.1 steps 1-2
+    logits_i = IntentHeads_i(E_int), PAD class masked                  (B, n, d_i)  # §3.1 step 3
+    p_i = softmax(logits_i);  P_i = Proj_i(p_i)                        (B, n, d_proj)   # step 4
+    a_i = FC_att(P_i)                                                  (B, n, 1)        # step 5
+    w = softmax_i(a_1..a_M)  = intent_attention                        (B, n, M)
+    Z = Σ_i w_i P_i          = intent_embedding                        (B, n, d_proj)   # step 6, Eq. 2
+    Y = [X ; Z]                                                        (B, n, d_full + d_short + d_proj)
+    Y ──item_encoder (FCNorm → +E_t(T) → causal Transformer)──► E_item = item_hidden (B, n, D)  # §3.2 7-9
+    score_items(E_item[positions]) = FC_item (linear or tied)          (P, I)           # §3.2 step 10
+
+Variants share this code:
+
+* **V0** — no S, no heads: ``F → item_encoder → item_hidden``.
+* **V1** — one shared encoder (``item_encoder``) over F; intent heads and the item head both read its output.
+* **V2** — the diagram without S (``X = F``).
+* **V3** — the diagram; S is off (V3 = V2) when the data is timed and ``cfg.horizon`` is ``off``.
+
+The item loss back-propagates through Z into the heads and the intent encoder (no stop-gradient, PAPER §3.3).
+The model returns :class:`~intentrec.structs.ModelOutput`; item scores over the catalogue are computed only by
+:meth:`IntentRec.score_items` on the rows that need them (losses live in :mod:`intentrec.model.losses`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from intentrec.config import ModelConfig
+from intentrec.errors import ConfigError
+from intentrec.structs import AttributeSpec, DataSpec, ModelOutput, SequenceBatch
+
+from .layers import (
+    CausalEncoder,
+    FCNorm,
+    FeatureEmbedder,
+    TimestampEncoding,
+    causal_mask,
+    init_weights,
+    mask_leading_classes,
+    window_mask,
+)
+
+__all__ = [
+    "IntentFusion",
+    "IntentHeads",
+    "IntentRec",
+    "SequenceEncoder",
+    "ShortTermEncoder",
+    "select_heads",
+]
+
+N_MASKED_ITEMS = 2
+"""Item columns never ranked: PAD (0) and UNK (1)."""
+
+
+def select_heads(cfg: ModelConfig, spec: DataSpec) -> tuple[AttributeSpec, ...]:
+    """The intents that get a head: ``cfg.heads`` in that order, or every intent of ``spec`` when None.
+
+    Raises:
+        ConfigError: ``cfg.heads`` names an attribute that is not an intent of ``spec``, repeats a name, or the
+            variant needs heads and none are available.
+    """
+    if cfg.variant == "V0":
+        return ()
+    intents = {a.name: a for a in spec.intents}
+    if cfg.heads is None:
+        heads = tuple(spec.intents)
+    else:
+        unknown = [h for h in cfg.heads if h not in intents]
+        if unknown:
+            raise ConfigError(
+                f"model.heads names {unknown}, which are not intents of the data; available intents: "
+                f"{sorted(intents)} (fix model.heads or data.intents)"
+            )
+        if len(set(cfg.heads)) != len(cfg.heads):
+            raise ConfigError(f"model.heads repeats a name: {list(cfg.heads)}")
+        heads = tuple(intents[h] for h in cfg.heads)
+    if not heads:
+        raise ConfigError(
+            f"model.variant {cfg.variant} needs at least one intent head, but the data has no intents "
+            "(add data.intents or use variant V0)"
+        )
+    return heads
+
+
+class SequenceEncoder(nn.Module):
+    """FC + Norm → + timestamp encoding → dropout → Transformer (PAPER §3.1 steps 1-2, §3.2 steps 8-9).
+
+    Used as the intent encoder, the item encoder (causal mask) and inside the short-term encoder (window mask).
+
+    Args:
+        cfg: hyperparameters (``ffn_mult``, ``dropout``, time-encoding sizes).
+        spec: data sizes (``timed`` selects the time encoding).
+        d_in: width of the input features.
+        d_model: Transformer width.
+        n_layers: Transformer blocks.
+        n_heads: attention heads per block.
+    """
+
+    def __init__(
+        self, cfg: ModelConfig, spec: DataSpec, d_in: int, d_model: int, n_layers: int, n_heads: int
+    ) -> None:
+        super().__init__()
+        self.input_proj = FCNorm(d_in, d_model)
+        self.time_encoding = TimestampEncoding(cfg, spec, d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.transformer = CausalEncoder(d_model, n_layers, n_heads, cfg.ffn_mult, cfg.dropout)
+
+    def forward(self, features: torch.Tensor, batch: SequenceBatch, attn_mask: torch.Tensor) -> torch.Tensor:
+        """Encode a feature sequence.
+
+        Args:
+            features: (B, n, d_in).
+            batch: the batch (time fields for the positional encoding).
+            attn_mask: (B, 1, n, n) bool, ``True`` = may attend.
+
+        Returns:
+            (B, n, d_model).
+        """
+        x = self.input_proj(features) + self.time_encoding(batch)  # (B, n, d_model)  PAPER §10 #7, #8
+        return self.transformer(self.dropout(x), attn_mask)  # (B, n, d_model)
+
+
+class ShortTermEncoder(nn.Module):
+    """S_k = Enc(F_pos, ..., F_k): short-term interest (PAPER §2 Eq. 1, §10 #4).
+
+    Linear + LayerNorm (d_full → d_short), its own timestamp encoding, then one pre-LN Transformer layer
+    (``cfg.short_heads`` heads) whose attention is restricted to the band ``[batch.window_start[k], k]``; S_k is
+    the output at k, so all S_k come from one pass.
+
+    Args:
+        cfg: hyperparameters (``d_short``, ``short_heads``).
+        spec: data sizes.
+        d_in: width of F (``FeatureEmbedder.d_full``).
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, d_in: int) -> None:
+        super().__init__()
+        self.encoder = SequenceEncoder(cfg, spec, d_in, cfg.d_short, 1, cfg.short_heads)
+
+    def forward(self, features: torch.Tensor, batch: SequenceBatch) -> torch.Tensor:
+        """(B, n, d_in) features -> (B, n, d_short) short-term interest S."""
+        mask = window_mask(batch.valid, batch.window_start)  # (B, 1, n, n)  band [pos_k, k]
+        return self.encoder(features, batch, mask)  # (B, n, d_short)
+
+
+class IntentHeads(nn.Module):
+    """FC_i: one linear head per intent, logits of the next event's label (PAPER §3.1 step 3).
+
+    Class 0 (PAD) is masked to :data:`~intentrec.model.layers.MASKED_LOGIT` so it never gets probability.
+    Multi-label intents use the same softmax head (trained with the multi-positive loss, PAPER §10 #13).
+
+    Args:
+        d_model: encoder width.
+        heads: the intents, in output order.
+    """
+
+    def __init__(self, d_model: int, heads: tuple[AttributeSpec, ...]) -> None:
+        super().__init__()
+        self.names = tuple(a.name for a in heads)
+        # a list, not a dict: a name such as "items" or "keys" would clash with nn.ModuleDict attributes
+        self.fc = nn.ModuleList(nn.Linear(d_model, a.n_classes) for a in heads)
+
+    def forward(self, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, n, D) -> intent name -> (B, n, d_i) logits with the PAD class masked."""
+        return {
+            name: mask_leading_classes(fc(hidden), 1)  # (B, n, d_i)
+            for name, fc in zip(self.names, self.fc, strict=True)
+        }
+
+
+class IntentFusion(nn.Module):
+    """Z = Σ_i softmax_i(FC_att(Proj_i(p_i))) · Proj_i(p_i) (PAPER §3.1 steps 4-6, Eq. 2, §10 #10).
+
+    Args:
+        heads: the intents, in the order of :class:`IntentHeads`.
+        d_proj: width of Proj_i outputs and of Z.
+    """
+
+    def __init__(self, heads: tuple[AttributeSpec, ...], d_proj: int) -> None:
+        super().__init__()
+        self.names = tuple(a.name for a in heads)
+        self.proj = nn.ModuleList(nn.Linear(a.n_classes, d_proj) for a in heads)
+        self.fc_att = nn.Linear(d_proj, 1)  # shared across heads, with bias
+
+    def forward(self, logits: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse the head predictions.
+
+        Args:
+            logits: intent name -> (B, n, d_i) masked logits.
+
+        Returns:
+            ``(intent_attention, intent_embedding)``: (B, n, M) softmax weights over heads and (B, n, d_proj) Z.
+        """
+        projected = torch.stack(
+            [proj(torch.softmax(logits[name], dim=-1)) for name, proj in zip(self.names, self.proj, strict=True)],
+            dim=-2,
+        )  # (B, n, M, d_proj)  P_i = Proj_i(p_i), step 4
+        alpha = self.fc_att(projected).squeeze(-1)  # (B, n, M)  step 5
+        weights = torch.softmax(alpha, dim=-1)  # (B, n, M)  softmax over heads
+        z = (weights[..., None] * projected).sum(dim=-2)  # (B, n, d_proj)  Eq. 2
+        return weights, z
+
+
+class IntentRec(nn.Module):
+    """IntentRec V0-V3 (see the module docstring for the data flow).
+
+    Args:
+        cfg: model hyperparameters; ``cfg.variant`` picks the architecture, ``cfg.heads`` the intent heads.
+        spec: data-derived sizes.
+
+    Raises:
+        ConfigError: the heads in ``cfg.heads`` are not intents of ``spec``, or a variant with heads has none.
+
+    Attributes:
+        head_names: intent heads in the order of the last axis of ``intent_attention``.
+        uses_short_term: whether S_k is computed (V3 with a horizon, or untimed data).
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: DataSpec) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.spec = spec
+        self.variant = cfg.variant
+        heads = select_heads(cfg, spec)
+        self.head_names = tuple(a.name for a in heads)
+        D = cfg.d_model
+
+        self.embedder = FeatureEmbedder(cfg, spec)
+        self.input_dropout = nn.Dropout(cfg.dropout)
+        d_x = self.embedder.d_full  # width of X = F or [F ; S]
+
+        self.uses_short_term = cfg.variant == "V3" and (not spec.timed or cfg.horizon_seconds is not None)
+        self.short_encoder: ShortTermEncoder | None = None
+        if self.uses_short_term:
+            self.short_encoder = ShortTermEncoder(cfg, spec, self.embedder.d_full)
+            d_x += cfg.d_short
+
+        self.intent_encoder: SequenceEncoder | None = None
+        self.intent_heads: IntentHeads | None = None
+        self.intent_fusion: IntentFusion | None = None
+        d_item_in = d_x
+        if cfg.variant in ("V2", "V3"):
+            self.intent_encoder = SequenceEncoder(cfg, spec, d_x, D, cfg.n_layers, cfg.n_heads)
+            self.intent_fusion = IntentFusion(heads, cfg.d_proj)
+            d_item_in += cfg.d_proj
+        if cfg.variant != "V0":
+            self.intent_heads = IntentHeads(D, heads)
+        # V1: this is the shared encoder read by both the intent heads and the item head
+        self.item_encoder = SequenceEncoder(cfg, spec, d_item_in, D, cfg.n_layers, cfg.n_heads)
+
+        self.item_head = cfg.item_head
+        if cfg.item_head == "tied":
+            self.item_proj = nn.Linear(D, cfg.item_emb_dim)
+            self.item_bias = nn.Parameter(torch.zeros(spec.n_items))
+        else:
+            self.item_out = nn.Linear(D, spec.n_items)
+
+        self.apply(init_weights)
+
+    @property
+    def item_embedding(self) -> nn.Embedding:
+        """The (I, item_emb_dim) item-id embedding of the input features (shared with the tied item head)."""
+        return self.embedder.item_embedding
+
+    def forward(self, batch: SequenceBatch) -> ModelOutput:
+        """Run the model on a left-padded batch.
+
+        Args:
+            batch: inputs; targets are not read.
+
+        Returns:
+            :class:`ModelOutput` with ``item_hidden`` (B, n, d_model); ``intent_logits`` name -> (B, n, d_i)
+            (empty for V0); ``intent_attention`` (B, n, M) and ``intent_embedding`` (B, n, d_proj) for V2/V3,
+            else None. Values at padding positions are finite and meaningless.
+        """
+        features = self.input_dropout(self.embedder(batch))  # (B, n, d_full)  F, PAPER §2
+        mask = causal_mask(batch.valid)  # (B, 1, n, n)  PAPER §3.1 step 2, §10 #9
+        x = features
+        if self.short_encoder is not None:
+            short = self.short_encoder(features, batch)  # (B, n, d_short)  S, PAPER Eq. 1
+            x = torch.cat([features, short], dim=-1)  # (B, n, d_full + d_short)  F ⊕ S
+
+        if self.intent_encoder is None:  # V0, V1: a single encoder
+            hidden = self.item_encoder(x, batch, mask)  # (B, n, D)
+            logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
+            return ModelOutput(item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None)
+
+        assert self.intent_heads is not None and self.intent_fusion is not None  # set together in __init__
+        intent_hidden = self.intent_encoder(x, batch, mask)  # (B, n, D)  E^intent
+        logits = self.intent_heads(intent_hidden)  # name -> (B, n, d_i)  PAPER §3.1 step 3
+        attention, z = self.intent_fusion(logits)  # (B, n, M), (B, n, d_proj)  PAPER Eq. 2
+        y = torch.cat([x, z], dim=-1)  # (B, n, d_x + d_proj)  F ⊕ S ⊕ Z, PAPER §3.2 step 7
+        item_hidden = self.item_encoder(y, batch, mask)  # (B, n, D)  E^item, steps 8-9
+        return ModelOutput(
+            item_hidden=item_hidden, intent_logits=logits, intent_attention=attention, intent_embedding=z
+        )
+
+    def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
+        """FC_item: scores over the whole catalogue (PAPER §3.2 step 10), PAD and UNK masked.
+
+        ``linear``: Linear(D, I). ``tied``: Linear(D, item_emb_dim), then the dot product with every item-id
+        embedding plus a per-item bias.
+
+        Args:
+            item_hidden: (..., D) rows of ``ModelOutput.item_hidden`` (select positions first: (P, D)).
+
+        Returns:
+            (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
+        """
+        if self.item_head == "tied":
+            query = self.item_proj(item_hidden)  # (..., item_emb_dim)
+            logits = nn.functional.linear(query, self.embedder.item_embedding.weight, self.item_bias)  # (..., I)
+        else:
+            logits = self.item_out(item_hidden)  # (..., I)
+        return mask_leading_classes(logits, N_MASKED_ITEMS)  # (..., I)

@@ -1,0 +1,323 @@
+"""Generic building blocks of IntentRec and the Transformer baselines.
+
+* :class:`FeatureEmbedder` — the per-interaction feature F_k (PAPER §2): concatenation of the item-id embedding,
+  one embedding per categorical input attribute (multi-valued ones mean-pooled) and the numeric scalars.
+* :class:`TimestampEncoding` — E_t(T_k), the positional encoding of every Transformer (PAPER §3.1 step 2, §10 #8).
+* :class:`FCNorm` — the "fully connected layer for dimensionality reduction and normalization" (PAPER §3.1 step 1).
+* :class:`TransformerBlock`, :class:`CausalEncoder` — pre-LayerNorm blocks on
+  :func:`torch.nn.functional.scaled_dot_product_attention` with a boolean mask (exportable with a dynamic length).
+* :func:`causal_mask`, :func:`window_mask` — boolean attention masks, ``True`` = may attend.
+* :func:`init_weights` — the shared initialisation (normal(0, 0.02) weights, zero biases, zero padding rows).
+
+Everything here is pure: tensors in, tensors out; no losses, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from intentrec.config import ModelConfig
+from intentrec.structs import DataSpec, SequenceBatch
+
+__all__ = [
+    "CausalEncoder",
+    "FCNorm",
+    "FeatureEmbedder",
+    "TimestampEncoding",
+    "TransformerBlock",
+    "causal_mask",
+    "MASKED_LOGIT",
+    "init_weights",
+    "mask_leading_classes",
+    "window_mask",
+]
+
+INIT_STD = 0.02
+"""Standard deviation of the normal initialisation of embeddings and linear weights."""
+
+MASKED_LOGIT = -1.0e4
+"""Logit given to classes that must never be predicted (PAD, UNK): large negative yet finite (safe in bf16/fp16)."""
+
+
+def init_weights(module: nn.Module) -> None:
+    """Initialise one module in place (use with ``model.apply(init_weights)``).
+
+    Linear and embedding weights get normal(0, 0.02), biases zeros, embedding padding rows zeros;
+    LayerNorm keeps its (1, 0) default.
+    """
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        if module.weight is not None:
+            nn.init.ones_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def mask_leading_classes(logits: torch.Tensor, n_masked: int) -> torch.Tensor:
+    """Set the first ``n_masked`` classes of the last dimension to :data:`MASKED_LOGIT`.
+
+    Used for PAD (intent heads: 1 class) and PAD + UNK (item head: 2 classes), so they never get probability.
+
+    Args:
+        logits: (..., C) scores.
+        n_masked: how many leading classes to mask.
+
+    Returns:
+        (..., C) scores with columns ``0 .. n_masked - 1`` equal to :data:`MASKED_LOGIT`.
+    """
+    cls = torch.arange(logits.shape[-1], device=logits.device)  # (C,)
+    return logits.masked_fill(cls < n_masked, MASKED_LOGIT)  # (..., C)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# masks
+# ----------------------------------------------------------------------------------------------------------
+
+
+def causal_mask(valid: torch.Tensor) -> torch.Tensor:
+    """Boolean causal attention mask over left-padded rows.
+
+    Query ``q`` may attend key ``k`` iff ``k <= q`` and key ``k`` is a real event, or ``k == q``. The diagonal is
+    always allowed so that a padding row never has an all-``False`` row (which would give NaN in the softmax).
+
+    Args:
+        valid: (B, n) bool, True at real events.
+
+    Returns:
+        (B, 1, n, n) bool mask, ``True`` = may attend (broadcasts over attention heads).
+    """
+    n = valid.shape[1]
+    idx = torch.arange(n, device=valid.device)  # (n,)
+    lower = idx[None, :] <= idx[:, None]  # (n, n) key <= query
+    allowed = lower[None, :, :] & valid[:, None, :]  # (B, n, n)
+    diagonal = idx[None, :] == idx[:, None]  # (n, n)
+    return (allowed | diagonal[None, :, :])[:, None, :, :]  # (B, 1, n, n)
+
+
+def window_mask(valid: torch.Tensor, window_start: torch.Tensor) -> torch.Tensor:
+    """Causal mask restricted to the short-term band ``[window_start[b, q], q]`` (PAPER Eq. 1, §10 #4).
+
+    Args:
+        valid: (B, n) bool, True at real events.
+        window_start: (B, n) long column index of pos_k for each query position (ignored at padding).
+
+    Returns:
+        (B, 1, n, n) bool mask, ``True`` = may attend; the diagonal is always allowed.
+    """
+    n = valid.shape[1]
+    idx = torch.arange(n, device=valid.device)  # (n,)
+    in_band = idx[None, None, :] >= window_start[:, :, None]  # (B, n, n) key >= pos_q
+    diagonal = idx[None, :] == idx[:, None]  # (n, n)
+    return causal_mask(valid) & (in_band | diagonal[None, :, :])[:, None, :, :]  # (B, 1, n, n)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# input features
+# ----------------------------------------------------------------------------------------------------------
+
+
+class FeatureEmbedder(nn.Module):
+    """F_k = E_i I_k ⊕ E_c C_k ⊕ ··· ⊕ e_k ⊕ ··· (PAPER §2 "Per-interaction feature").
+
+    The item id is embedded to ``cfg.item_emb_dim``; each categorical *input* attribute of ``spec`` to
+    ``cfg.cat_emb_dim`` (multi-valued ones: mean of the embeddings of the non-zero labels, zero vector when there
+    are none; PAPER §10 #6); numeric features are appended as scalars. Index 0 (PAD) embeds to zeros everywhere.
+
+    Args:
+        cfg: model hyperparameters.
+        spec: data-derived sizes; ``spec.inputs`` fixes the attribute order inside F_k.
+
+    Attributes:
+        d_full: width of F_k.
+        item_embedding: the (I, item_emb_dim) item-id embedding (shared with a tied item head).
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: DataSpec) -> None:
+        super().__init__()
+        self.item_embedding = nn.Embedding(spec.n_items, cfg.item_emb_dim, padding_idx=0)
+        self.attributes = tuple(spec.inputs)
+        # a list, not a dict: attribute names are raw column names and may contain dots
+        self.attribute_embeddings = nn.ModuleList(
+            nn.Embedding(a.n_classes, cfg.cat_emb_dim, padding_idx=0) for a in self.attributes
+        )
+        self.n_numeric = len(spec.numeric)
+        self.d_full = cfg.item_emb_dim + len(self.attributes) * cfg.cat_emb_dim + self.n_numeric
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        """Embed every event of ``batch``.
+
+        Returns:
+            (B, n, d_full) float features (zeros at padding except numeric values the batch holds there).
+        """
+        parts = [self.item_embedding(batch.item_idx)]  # [(B, n, item_emb_dim)]
+        for attr, table in zip(self.attributes, self.attribute_embeddings, strict=True):
+            labels = batch.categorical[attr.name]  # (B, n) or (B, n, L)
+            if attr.multi_valued:
+                emb = table(labels)  # (B, n, L, cat_emb_dim), PAD rows are zero
+                count = (labels > 0).sum(dim=-1, keepdim=True).clamp_min(1)  # (B, n, 1)
+                parts.append(emb.sum(dim=-2) / count.to(emb.dtype))  # (B, n, cat_emb_dim) mean over labels
+            else:
+                parts.append(table(labels))  # (B, n, cat_emb_dim)
+        if self.n_numeric:
+            parts.append(batch.numeric.to(parts[0].dtype))  # (B, n, F)
+        return torch.cat(parts, dim=-1)  # (B, n, d_full)
+
+
+class TimestampEncoding(nn.Module):
+    """E_t(T_k): the positional encoding added to every Transformer input (PAPER §3.1 step 2, §10 #8, #23).
+
+    Sum of a learned embedding of ``batch.gap_bucket`` (log-bucketed gap to the previous event) and
+
+    * timed data: a sinusoidal encoding of ``batch.time_hours`` (continuous hours since the row's first event);
+    * untimed data (``spec.timed`` False): a learned embedding of ``batch.position`` (``cfg.max_len`` entries).
+
+    Out-of-range buckets/positions are clamped to the last entry. Padding positions encode to zeros.
+
+    Args:
+        cfg: model hyperparameters (``gap_buckets``, ``max_len``).
+        spec: ``spec.timed`` selects the sinusoid or the position embedding.
+        d_out: encoding width (the width of the Transformer it feeds).
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, d_out: int) -> None:
+        super().__init__()
+        self.timed = spec.timed
+        self.d_out = d_out
+        self.gap_embedding = nn.Embedding(cfg.gap_buckets, d_out)
+        if self.timed:
+            half = (d_out + 1) // 2
+            # periods from 2π hours up to 2π·10^4 hours (~7 years), as the Transformer's sinusoid
+            freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32) / half)  # (half,)
+            self.register_buffer("inv_freq", freqs, persistent=False)
+            self.position_embedding: nn.Embedding | None = None
+        else:
+            self.position_embedding = nn.Embedding(cfg.max_len, d_out)
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        """Encode the time fields of ``batch``.
+
+        Returns:
+            (B, n, d_out) float encoding, zero at padding.
+        """
+        gap = batch.gap_bucket.clamp(0, self.gap_embedding.num_embeddings - 1)  # (B, n)
+        enc = self.gap_embedding(gap)  # (B, n, d_out)
+        if self.position_embedding is None:
+            angles = batch.time_hours.float()[..., None] * self.inv_freq  # (B, n, half)
+            sinusoid = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)  # (B, n, 2·half)
+            enc = enc + sinusoid[..., : self.d_out].to(enc.dtype)  # (B, n, d_out)
+        else:
+            pos = batch.position.clamp(0, self.position_embedding.num_embeddings - 1)  # (B, n)
+            enc = enc + self.position_embedding(pos)  # (B, n, d_out)
+        return enc * batch.valid[..., None].to(enc.dtype)  # (B, n, d_out), zero at padding
+
+
+class FCNorm(nn.Module):
+    """Linear(d_in → d_out) + LayerNorm: the projection before every Transformer (PAPER §3.1 step 1, §10 #7)."""
+
+    def __init__(self, d_in: int, d_out: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out)
+        self.norm = nn.LayerNorm(d_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., d_in) -> (..., d_out)."""
+        return self.norm(self.linear(x))  # (..., d_out)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Transformer
+# ----------------------------------------------------------------------------------------------------------
+
+
+class TransformerBlock(nn.Module):
+    """One pre-LayerNorm Transformer block: x + Attn(LN(x)), then x + FFN(LN(x)) (PAPER §10 #5).
+
+    Multi-head self-attention runs on :func:`torch.nn.functional.scaled_dot_product_attention` with a boolean
+    mask; the FFN is Linear(D → ffn_mult·D), GELU, Linear(ffn_mult·D → D). Dropout on attention probabilities,
+    the FFN hidden layer and both residual branches.
+
+    Args:
+        d_model: width D.
+        n_heads: attention heads (must divide D).
+        ffn_mult: FFN width as a multiple of D.
+        dropout: dropout probability.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, ffn_mult: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.attn_norm = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.attn_out = nn.Linear(d_model, d_model)
+        self.ffn_norm = nn.LayerNorm(d_model)
+        self.ffn = nn.Sequential(
+            nn.Linear(d_model, ffn_mult * d_model),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(ffn_mult * d_model, d_model),
+        )
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Args:
+            x: (B, n, D) input.
+            attn_mask: (B, 1, n, n) bool, ``True`` = may attend (see :func:`causal_mask`).
+
+        Returns:
+            (B, n, D).
+        """
+        B, n, D = x.shape
+        h = self.attn_norm(x)  # (B, n, D)
+        q, k, v = self.qkv(h).split(D, dim=-1)  # 3 × (B, n, D)
+        q = q.view(B, n, self.n_heads, D // self.n_heads).transpose(1, 2)  # (B, h, n, D/h)
+        k = k.view(B, n, self.n_heads, D // self.n_heads).transpose(1, 2)  # (B, h, n, D/h)
+        v = v.view(B, n, self.n_heads, D // self.n_heads).transpose(1, 2)  # (B, h, n, D/h)
+        att = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, h, n, D/h)
+        att = att.transpose(1, 2).reshape(B, n, D)  # (B, n, D)
+        x = x + self.resid_dropout(self.attn_out(att))  # (B, n, D)
+        return x + self.resid_dropout(self.ffn(self.ffn_norm(x)))  # (B, n, D)
+
+
+class CausalEncoder(nn.Module):
+    """A stack of :class:`TransformerBlock` followed by a final LayerNorm.
+
+    The mask is passed in, so one class serves the causal intent/item encoders (:func:`causal_mask`) and the
+    short-term encoder (:func:`window_mask`).
+
+    Args:
+        d_model: width D.
+        n_layers: number of blocks.
+        n_heads: attention heads per block.
+        ffn_mult: FFN width as a multiple of D.
+        dropout: dropout probability.
+    """
+
+    def __init__(self, d_model: int, n_layers: int, n_heads: int, ffn_mult: int, dropout: float) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(TransformerBlock(d_model, n_heads, ffn_mult, dropout) for _ in range(n_layers))
+        self.final_norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """(B, n, D) with a (B, 1, n, n) bool mask -> (B, n, D)."""
+        for block in self.blocks:
+            x = block(x, attn_mask)  # (B, n, D)
+        return self.final_norm(x)  # (B, n, D)

@@ -1,0 +1,242 @@
+"""The training loop: readable top to bottom (STYLE §4).
+
+``fit`` trains with AdamW + warm-up/cosine, gradient clipping and early stopping on a *validation* metric,
+writes the best weights atomically, a resumable state after every epoch and one JSON line per epoch in
+``history.jsonl``. Validation is injected as ``validate_fn`` (train and evaluate are siblings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from intentrec.config import TrainConfig
+from intentrec.structs import ModelOutput, SequenceBatch
+from intentrec.train.checkpoint import (
+    atomic_write_text,
+    load_training_state,
+    save_model_weights,
+    save_training_state,
+)
+from intentrec.train.optim import build_optimizer, get_lr
+
+__all__ = ["FitResult", "fit", "resolve_device", "seed_everything"]
+
+BEST_WEIGHTS = "model.safetensors"
+LAST_STATE = "last"
+HISTORY = "history.jsonl"
+
+
+class LossFn(Protocol):
+    """What ``fit`` needs from a loss: ``(model, output, batch) -> object with .total and .parts``."""
+
+    def __call__(self, model: nn.Module, output: ModelOutput, batch: SequenceBatch) -> object: ...
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`."""
+
+    best_epoch: int
+    best_metric: float
+    epochs_run: int
+    stopped_early: bool
+    train_seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU falls back to CPU with a warning."""
+    if name == "cuda" and not torch.cuda.is_available():
+        import warnings
+
+        warnings.warn("train.device=cuda but no CUDA device is available; using the CPU", stacklevel=2)
+        return torch.device("cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, amp: bool):  # type: ignore[no-untyped-def]
+    if amp and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def fit(
+    model: nn.Module,
+    make_train_batches: Callable[[int], Iterable[SequenceBatch]],
+    steps_per_epoch: int,
+    loss_fn: LossFn,
+    validate_fn: Callable[[nn.Module], dict[str, float]],
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    """Train ``model`` and keep the weights with the best validation ``cfg.monitor``.
+
+    Args:
+        model: the model (already on its device).
+        make_train_batches: ``epoch -> iterable of batches`` (shuffled with a seed derived from the epoch).
+        steps_per_epoch: batches per epoch (for the schedule and the progress bar).
+        loss_fn: returns an object with ``.total`` (scalar tensor) and ``.parts`` (dict of scalar tensors).
+        validate_fn: ``model -> metrics`` on the *validation* targets (never test).
+        cfg: training hyperparameters.
+        run_dir: where ``model.safetensors`` (best), ``last/`` (resume state) and ``history.jsonl`` go.
+        resume: continue from ``run_dir/last`` when it exists.
+        progress: show a progress bar with live loss and throughput.
+        log: where one-line epoch summaries go.
+
+    Returns:
+        A :class:`FitResult`; the best weights are at ``run_dir / "model.safetensors"``.
+    """
+    device = next(model.parameters()).device
+    run_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    if cfg.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    total_steps = max(1, cfg.epochs * steps_per_epoch)
+
+    start_epoch, step, best, best_epoch, bad_epochs = 0, 0, -math.inf, -1, 0
+    history: list[dict[str, float]] = []
+    state_dir = run_dir / LAST_STATE
+    if resume and (state_dir / "manifest.json").exists():
+        scalars = load_training_state(state_dir, model, optimizer)
+        start_epoch = int(scalars["epoch"]) + 1
+        step, best = int(scalars["step"]), float(scalars["best"])
+        best_epoch, bad_epochs = int(scalars["best_epoch"]), int(scalars["bad_epochs"])
+        history = _read_history(run_dir / HISTORY)[:start_epoch]
+        log(f"resumed from {state_dir} at epoch {start_epoch} (best {cfg.monitor} {best:.4f} at epoch {best_epoch})")
+    elif (run_dir / HISTORY).exists():
+        (run_dir / HISTORY).unlink()
+
+    t_start = time.perf_counter()
+    stopped_early = False
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # per-epoch dropout stream: a resumed run replays it exactly
+        model.train()
+        sums: dict[str, float] = {}
+        n_steps, n_targets, t_epoch = 0, 0, time.perf_counter()
+        bar = _ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress)
+        for batch in make_train_batches(epoch):
+            if n_steps >= steps_per_epoch:
+                break
+            batch = batch.to(device, non_blocking=True)
+            lr = get_lr(step, total_steps, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with _autocast(device, cfg.amp):
+                output = model(batch)
+                loss = loss_fn(model, output, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.total.backward()  # type: ignore[attr-defined]
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            n_steps += 1
+            n_targets += int((batch.target_item > 0).sum())
+            for name, value in loss.parts.items():  # type: ignore[attr-defined]
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+            sums["total"] = sums.get("total", 0.0) + float(loss.total.detach())  # type: ignore[attr-defined]
+            rate = n_targets / max(time.perf_counter() - t_epoch, 1e-9)
+            bar.update(f"loss {sums['total'] / n_steps:.4f} | {rate:,.0f} targets/s | lr {lr:.2e}")
+        bar.close()
+        train_time = time.perf_counter() - t_epoch
+        record: dict[str, float] = {"epoch": epoch + 1, "step": step, "train_seconds": round(train_time, 3)}
+        record.update({f"loss/{k}": v / max(n_steps, 1) for k, v in sums.items()})
+        record["targets_per_second"] = round(n_targets / max(train_time, 1e-9), 1)
+
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            metrics = validate_fn(model)
+            record.update({f"val/{k}": v for k, v in metrics.items()})
+            current = metrics[cfg.monitor]
+            if current > best:
+                best, best_epoch, bad_epochs = current, epoch + 1, 0
+                save_model_weights(model, run_dir / BEST_WEIGHTS)
+            else:
+                bad_epochs += 1
+            log(
+                f"epoch {epoch + 1}: loss {record.get('loss/total', float('nan')):.4f} | val {cfg.monitor} "
+                f"{current:.4f} (best {best:.4f} @ {best_epoch}) | {train_time:.1f}s"
+            )
+        history.append(record)
+        _append_history(run_dir / HISTORY, record)
+        scalars = {"epoch": epoch, "step": step, "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs}
+        save_training_state(state_dir, model, optimizer, scalars)
+        if bad_epochs >= cfg.patience:
+            stopped_early = True
+            log(f"early stop: no {cfg.monitor} improvement on validation for {cfg.patience} evaluations")
+            break
+
+    if best_epoch < 0:  # no validation happened (e.g. zero epochs left on resume): keep the current weights
+        save_model_weights(model, run_dir / BEST_WEIGHTS)
+    return FitResult(
+        best_epoch=best_epoch,
+        best_metric=best,
+        epochs_run=epoch + 1,
+        stopped_early=stopped_early,
+        train_seconds=time.perf_counter() - t_start,
+        history=history,
+    )
+
+
+def _append_history(path: Path, record: dict[str, float]) -> None:
+    lines = path.read_text(encoding="utf-8") if path.exists() else ""
+    atomic_write_text(path, lines + json.dumps(record) + "\n")
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class _ProgressBar:
+    """A rich progress bar (or nothing when disabled)."""
+
+    def __init__(self, total: int, description: str, enabled: bool) -> None:
+        self._progress = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[status]}"),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(description, total=total, status="")
+
+    def update(self, status: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, status=status)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -1,0 +1,432 @@
+"""Composition root: the only module that wires data -> features -> model -> train/evaluate.
+
+Each function is a one-screen spine called by the CLI (and usable as a library API).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from intentrec.config import ExperimentConfig, config_from_dict, load_config
+from intentrec.data import prepare
+from intentrec.errors import CheckpointError, ConfigError, IntentRecError
+from intentrec.evaluate.evaluator import (
+    TIE_POLICY,
+    MetricReport,
+    evaluate_model,
+    evaluate_popularity,
+    intent_label_counts,
+)
+from intentrec.features.collate import CollateSettings, collate
+from intentrec.features.dataset import EvalTargets, TrainingWindows, example_from_events
+from intentrec.model import build_model
+from intentrec.model.losses import IntentRecLoss
+from intentrec.structs import AttributeSpec, DataSpec, EncodedSequences, SequenceBatch
+from intentrec.train.checkpoint import atomic_write_text, load_model_weights
+from intentrec.train.loop import BEST_WEIGHTS, FitResult, fit, resolve_device, seed_everything
+from intentrec.vocab import vocabs_to_json
+
+__all__ = [
+    "Recommendation",
+    "RunArtifacts",
+    "evaluate_run",
+    "load_run",
+    "recommend",
+    "train",
+]
+
+CONFIG_FILE = "config.json"
+SPEC_FILE = "data_spec.json"
+VOCAB_FILE = "vocabs.json"
+METRICS_FILE = "metrics.json"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# helpers shared by the workflows
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _label_widths(data: EncodedSequences) -> dict[str, int]:
+    return {name: int(arr.shape[1]) for name, arr in data.categorical.items() if arr.ndim == 2}
+
+
+def _collate_fn(cfg: ExperimentConfig, data: EncodedSequences) -> Callable[[list[Any]], SequenceBatch]:
+    settings = CollateSettings.build(cfg.model, data.spec, _label_widths(data))
+    return functools.partial(collate, settings=settings)
+
+
+def _exclude_seen(cfg: ExperimentConfig, spec: DataSpec) -> bool:
+    return spec.exclude_seen_default if cfg.eval.exclude_seen is None else cfg.eval.exclude_seen
+
+
+def _eval_loader(cfg: ExperimentConfig, data: EncodedSequences, targets: np.ndarray) -> DataLoader:
+    return DataLoader(
+        EvalTargets(data, targets, cfg.model.max_len),
+        batch_size=cfg.eval.batch_size,
+        shuffle=False,
+        collate_fn=_collate_fn(cfg, data),
+    )
+
+
+def _evaluate(
+    cfg: ExperimentConfig, model: nn.Module, data: EncodedSequences, targets: np.ndarray,
+    label_counts: dict[str, np.ndarray],
+) -> MetricReport:
+    return evaluate_model(
+        model,
+        _eval_loader(cfg, data, targets),
+        data,
+        targets,
+        exclude_seen=_exclude_seen(cfg, data.spec),
+        ks=cfg.eval.ks,
+        intent_topk=cfg.eval.intent_topk,
+        label_counts=label_counts,
+    )
+
+
+def _protocol_text(cfg: ExperimentConfig, data: EncodedSequences, split_name: str) -> dict[str, Any]:
+    return {
+        "split": split_name,
+        "protocol": data.split.protocol,
+        "ranking": f"full catalogue ({data.spec.n_items - 2} items), {TIE_POLICY}",
+        "exclude_seen": _exclude_seen(cfg, data.spec),
+        "description": data.split.description,
+        "excluded_targets": data.split.excluded,
+    }
+
+
+def _metrics_document(
+    cfg: ExperimentConfig, data: EncodedSequences, split_name: str, report: MetricReport, popularity: MetricReport
+) -> dict[str, Any]:
+    doc = _protocol_text(cfg, data, split_name)
+    doc.update(
+        {
+            "dataset": data.spec.dataset,
+            "model": cfg.model.variant,
+            "n_targets": report.n_targets,
+            "item": report.item,
+            "intents": report.intents,
+            "baselines": {"popularity": {"item": popularity.item, "intents": popularity.intents}},
+        }
+    )
+    return doc
+
+
+def _save_per_target(path: Path, report: MetricReport) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **report.per_target)
+    tmp.replace(path)
+
+
+def _spec_to_json(spec: DataSpec, label_widths: dict[str, int]) -> dict[str, Any]:
+    doc = asdict(spec)
+    doc["label_widths"] = label_widths
+    return doc
+
+
+def _spec_from_json(doc: dict[str, Any]) -> tuple[DataSpec, dict[str, int]]:
+    attrs = tuple(AttributeSpec(**a) for a in doc["attributes"])
+    spec = DataSpec(
+        n_items=int(doc["n_items"]),
+        attributes=attrs,
+        numeric=tuple(doc["numeric"]),
+        timed=bool(doc["timed"]),
+        dataset=str(doc.get("dataset", "")),
+        exclude_seen_default=bool(doc.get("exclude_seen_default", False)),
+    )
+    return spec, {k: int(v) for k, v in doc.get("label_widths", {}).items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# train
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train` produced."""
+
+    run_dir: Path
+    fit: FitResult
+    test: dict[str, Any]
+    """The ``metrics.json`` document (test split, with the popularity baseline)."""
+    validation: dict[str, Any]
+    """Best-checkpoint metrics on validation."""
+    prepare_seconds: float
+
+
+def train(
+    cfg: ExperimentConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> TrainOutcome:
+    """Prepare data, train with early stopping on validation, then evaluate the best checkpoint on test.
+
+    Writes to ``run_dir``: ``config.json``, ``data_spec.json``, ``vocabs.json``, ``model.safetensors`` (best
+    weights), ``history.jsonl``, ``metrics.json`` (test + popularity floor), ``metrics_validation.json``,
+    ``per_target_test.npz`` and ``last/`` (resume state).
+    """
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    t0 = time.perf_counter()
+    data = prepare(cfg.data, progress=progress)
+    prepare_seconds = time.perf_counter() - t0
+    log(f"data: {data.spec.dataset}: {data.n_users:,} users, {data.spec.n_items - 2:,} items, "
+        f"{data.item_idx.shape[0]:,} events; {data.split.description} ({prepare_seconds:.1f}s)")
+
+    atomic_write_text(run / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2))
+    atomic_write_text(run / SPEC_FILE, json.dumps(_spec_to_json(data.spec, _label_widths(data)), indent=2))
+    atomic_write_text(run / VOCAB_FILE, vocabs_to_json(data.item_vocab, data.label_vocabs))
+
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    model = build_model(cfg.model, data.spec).to(device)
+    windows = TrainingWindows(data, cfg.model.max_len, cfg.train.duration_weight)
+    if len(windows) == 0:
+        raise IntentRecError("no training windows: every user has fewer than 2 training events; check the split")
+    collate_fn = _collate_fn(cfg, data)
+
+    def make_batches(epoch: int) -> Iterator[SequenceBatch]:
+        gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch)
+        yield from DataLoader(windows, batch_size=cfg.train.batch_size, shuffle=True, generator=gen,
+                              collate_fn=collate_fn)
+
+    label_counts = intent_label_counts(data)
+
+    def validate(m: nn.Module) -> dict[str, float]:
+        return _evaluate(cfg, m, data, data.split.val_targets, label_counts).item
+
+    steps = (len(windows) + cfg.train.batch_size - 1) // cfg.train.batch_size
+    log(f"model {cfg.model.variant}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}; "
+        f"{windows.n_targets:,} training targets in {len(windows):,} windows, {steps} steps/epoch")
+    result = fit(model, make_batches, steps, IntentRecLoss(cfg.train.lambda_intent), validate, cfg.train, run,
+                 resume=resume, progress=progress, log=log)
+
+    load_model_weights(model, run / BEST_WEIGHTS)
+    val_report = _evaluate(cfg, model, data, data.split.val_targets, label_counts)
+    test_report = _evaluate(cfg, model, data, data.split.test_targets, label_counts)
+    pop_val = evaluate_popularity(data, data.split.val_targets, exclude_seen=_exclude_seen(cfg, data.spec),
+                                  ks=cfg.eval.ks, intent_topk=cfg.eval.intent_topk)
+    pop_test = evaluate_popularity(data, data.split.test_targets, exclude_seen=_exclude_seen(cfg, data.spec),
+                                   ks=cfg.eval.ks, intent_topk=cfg.eval.intent_topk)
+    val_doc = _metrics_document(cfg, data, "validation", val_report, pop_val)
+    test_doc = _metrics_document(cfg, data, "test", test_report, pop_test)
+    test_doc["training"] = {
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+        "train_seconds": round(result.train_seconds, 2), "monitor": cfg.train.monitor,
+        "best_validation": result.best_metric,
+    }
+    atomic_write_text(run / "metrics_validation.json", json.dumps(val_doc, indent=2))
+    atomic_write_text(run / METRICS_FILE, json.dumps(test_doc, indent=2))
+    _save_per_target(run / "per_target_test.npz", test_report)
+    return TrainOutcome(run, result, test_doc, val_doc, prepare_seconds)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# load / evaluate / recommend
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunArtifacts:
+    """A trained run loaded back: config, data, model."""
+
+    cfg: ExperimentConfig
+    data: EncodedSequences
+    model: nn.Module
+
+
+def load_run(run_dir: str | Path, *, progress: bool = False) -> RunArtifacts:
+    """Load a run directory written by :func:`train` (re-preparing its data from the cache).
+
+    Raises:
+        CheckpointError: the directory is not a finished run, or its data no longer matches its model.
+    """
+    run = Path(run_dir)
+    for name in (CONFIG_FILE, SPEC_FILE, BEST_WEIGHTS):
+        if not (run / name).is_file():
+            raise CheckpointError(f"{run} is not a finished training run: {name} is missing "
+                                  f"(train one with `intentrec train --config FILE --out {run}`)")
+    try:
+        cfg = config_from_dict(json.loads((run / CONFIG_FILE).read_text(encoding="utf-8")), str(run / CONFIG_FILE))
+    except (json.JSONDecodeError, ConfigError) as err:
+        raise CheckpointError(f"{run / CONFIG_FILE} is unreadable: {err}") from None
+    saved_spec, _ = _spec_from_json(json.loads((run / SPEC_FILE).read_text(encoding="utf-8")))
+    data = prepare(cfg.data, progress=progress)
+    if data.spec != saved_spec:
+        raise CheckpointError(
+            f"the data prepared from {run / CONFIG_FILE} no longer matches the trained model "
+            "(the input files changed since training); retrain the model"
+        )
+    model = build_model(cfg.model, data.spec)
+    load_model_weights(model, run / BEST_WEIGHTS)
+    model.eval()
+    return RunArtifacts(cfg, data, model)
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Re-evaluate a finished run on ``split`` (``test`` or ``validation``) and return the metrics document."""
+    art = load_run(run_dir)
+    if split not in {"test", "validation"}:
+        raise ConfigError(f"unknown split {split!r}: use 'test' or 'validation'")
+    targets = art.data.split.test_targets if split == "test" else art.data.split.val_targets
+    counts = intent_label_counts(art.data)
+    report = _evaluate(art.cfg, art.model, art.data, targets, counts)
+    pop = evaluate_popularity(art.data, targets, exclude_seen=_exclude_seen(art.cfg, art.data.spec),
+                              ks=art.cfg.eval.ks, intent_topk=art.cfg.eval.intent_topk)
+    return _metrics_document(art.cfg, art.data, split, report, pop)
+
+
+@dataclass
+class Recommendation:
+    """Top-k items and predicted intents for one history."""
+
+    user_id: str | None
+    history: list[str]
+    items: list[tuple[str, float]]
+    """(item id, score) best first."""
+    intents: dict[str, list[tuple[str, float]]]
+    """intent -> top labels with probabilities."""
+    intent_attention: dict[str, float]
+    """Attention weight of each intent head (PAPER Eq. 2), empty for models without fusion."""
+    ignored_items: list[str]
+    """Requested history items unknown to the model."""
+
+
+def _find_user(data: EncodedSequences, user_id: str) -> int:
+    try:
+        return data.user_ids.index(str(user_id))
+    except ValueError:
+        examples = ", ".join(data.user_ids[:5])
+        raise ConfigError(f"unknown user {user_id!r}; known users look like: {examples}") from None
+
+
+def _history_for_items(art: RunArtifacts, items: list[str]) -> tuple[EncodedSequences, int, int, list[str]]:
+    """A synthetic one-user dataset whose events are the given items (attributes from each item's latest event)."""
+    data = art.data
+    item_idx = [data.item_vocab.encode(i) for i in items]
+    ignored = [i for i, ix in zip(items, item_idx, strict=True) if ix < 2]
+    known = [ix for ix in item_idx if ix >= 2]
+    if not known:
+        raise ConfigError(f"none of the items {items} is known to the model (e.g. {data.item_vocab.ids[:5]})")
+    latest_row = np.full(data.spec.n_items, -1, dtype=np.int64)
+    latest_row[data.item_idx] = np.arange(data.item_idx.shape[0])  # last write wins = latest event of each item
+    rows = latest_row[np.asarray(known)]
+    t_end = float(data.timestamps.max())
+    step = 60.0 if data.spec.timed else 1.0
+    ts = t_end - step * np.arange(len(rows) - 1, -1, -1, dtype=np.float64)
+    n = len(rows)
+    sub = EncodedSequences(
+        user_ids=("<request>",),
+        offsets=np.array([0, n + 1], dtype=np.int64),
+        item_idx=np.concatenate([data.item_idx[rows], [0]]),
+        timestamps=np.concatenate([ts, [ts[-1]]]),
+        duration=np.concatenate([data.duration[rows], [1.0]]).astype(np.float32),
+        session=np.zeros(n + 1, dtype=np.int64),
+        categorical={k: np.concatenate([v[rows], np.zeros((1, *v.shape[1:]), dtype=v.dtype)])
+                     for k, v in data.categorical.items()},
+        numeric=np.concatenate([data.numeric[rows], np.zeros((1, data.numeric.shape[1]), np.float32)]),
+        split=data.split,
+        spec=data.spec,
+        item_vocab=data.item_vocab,
+        label_vocabs=data.label_vocabs,
+        duration_median=data.duration_median,
+    )
+    return sub, 0, n, ignored
+
+
+@torch.no_grad()
+def recommend(
+    run_dir: str | Path, *, user_id: str | None = None, items: list[str] | None = None, k: int = 10,
+    exclude_seen: bool | None = None, art: RunArtifacts | None = None,
+) -> Recommendation:
+    """Top-k items and intents for a known user's full history, or for an ad-hoc list of item ids.
+
+    With ``items``, each item's attributes come from its latest event in the data and the events are placed
+    one minute apart ending at the data's last timestamp (the HTTP service takes real timestamps).
+    """
+    art = art or load_run(run_dir)
+    if (user_id is None) == (items is None):
+        raise ConfigError("give exactly one of --user or --items")
+    if user_id is not None:
+        data, u = art.data, _find_user(art.data, user_id)
+        p = int(data.offsets[u + 1] - data.offsets[u])  # predict the event after the whole history
+        data, u = _with_appended_slot(data, u), 0
+        ignored: list[str] = []
+    else:
+        data, u, p, ignored = _history_for_items(art, list(items or []))
+    example = example_from_events(data, u, max(0, p - art.cfg.model.max_len), p + 1, "last", "none")
+    batch = _collate_fn(art.cfg, data)([example])
+    out = art.model(batch)
+    scores = art.model.score_items(out.item_hidden[:, -1]).float()[0]  # (I,)
+    scores[:2] = -torch.inf
+    history_idx = data.item_idx[data.user_slice(u)][:p]
+    if _exclude_seen(art.cfg, data.spec) if exclude_seen is None else exclude_seen:
+        scores[torch.from_numpy(history_idx)] = -torch.inf
+    top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum())))
+    vocab = art.data.item_vocab
+    intents: dict[str, list[tuple[str, float]]] = {}
+    for name, logits in out.intent_logits.items():
+        probs = torch.softmax(logits[0, -1].float(), dim=-1)
+        best = torch.topk(probs, min(3, probs.shape[0]))
+        labels = art.data.label_vocabs[name]
+        intents[name] = [(labels.decode(int(i)), float(v)) for v, i in zip(best.values, best.indices, strict=True)]
+    attention: dict[str, float] = {}
+    if out.intent_attention is not None:
+        names = list(out.intent_logits)
+        attention = {n: float(w) for n, w in zip(names, out.intent_attention[0, -1].tolist(), strict=True)}
+    return Recommendation(
+        user_id=user_id,
+        history=[vocab.decode(int(i)) if i >= 2 else "<unknown>" for i in history_idx[-10:]],
+        items=[(vocab.decode(int(i)), float(s)) for s, i in zip(top.values, top.indices, strict=True)],
+        intents=intents,
+        intent_attention=attention,
+        ignored_items=ignored,
+    )
+
+
+def _with_appended_slot(data: EncodedSequences, u: int) -> EncodedSequences:
+    """A view of user ``u`` with one empty event appended, so the whole history is the input."""
+    s = data.user_slice(u)
+    n = s.stop - s.start
+
+    def cat(arr: np.ndarray) -> np.ndarray:
+        return np.concatenate([arr[s], np.zeros((1, *arr.shape[1:]), dtype=arr.dtype)])
+
+    ts = data.timestamps[s]
+    return EncodedSequences(
+        user_ids=(data.user_ids[u],),
+        offsets=np.array([0, n + 1], dtype=np.int64),
+        item_idx=cat(data.item_idx),
+        timestamps=np.concatenate([ts, ts[-1:]]),
+        duration=cat(data.duration),
+        session=cat(data.session),
+        categorical={k: cat(v) for k, v in data.categorical.items()},
+        numeric=cat(data.numeric),
+        split=data.split,
+        spec=data.spec,
+        item_vocab=data.item_vocab,
+        label_vocabs=data.label_vocabs,
+        duration_median=data.duration_median,
+    )
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a config file with ``key=value`` overrides (thin wrapper for the CLI)."""
+    return load_config(path, overrides or [])
