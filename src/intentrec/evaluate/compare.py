@@ -143,8 +143,8 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
         ValueError: no values, or a non-finite value.
 
     Example:
-        >>> mean_std([0.1, 0.2, 0.3])
-        (0.2, 0.1)
+        >>> mean_std([1.0, 2.0, 3.0])
+        (2.0, 1.0)
     """
     x = np.asarray(list(values), dtype=np.float64).reshape(-1)  # (S,)
     if x.size == 0:

@@ -80,7 +80,7 @@ def _seen_mask(data: EncodedSequences, targets: np.ndarray, n_items: int) -> tor
     mask = torch.zeros((targets.shape[0], n_items), dtype=torch.bool)  # (P, I)
     for row, (u, p) in enumerate(targets.tolist()):
         start = int(data.offsets[u])
-        mask[row, torch.from_numpy(data.item_idx[start : start + p])] = True
+        mask[row, torch.as_tensor(np.array(data.item_idx[start : start + p]))] = True
     return mask
 
 

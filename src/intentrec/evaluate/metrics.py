@@ -98,7 +98,7 @@ def ndcg_at_k(ranks: Any, k: int) -> np.ndarray:
         ValueError: a rank < 1 or not finite, or ``k < 1``.
 
     Example:
-        >>> [round(v, 4) for v in ndcg_at_k([1, 2, 3, 11], 10)]
+        >>> ndcg_at_k([1, 2, 3, 11], 10).round(4).tolist()
         [1.0, 0.6309, 0.5, 0.0]
     """
     _check_k(k)

@@ -179,7 +179,7 @@ def topk_items(
         tensor([[3, 4]])
     """
     _check_scores(scores)
-    n_rows, n_cols = scores.shape
+    n_cols = scores.shape[1]
     n_invalid = len({int(c) for c in invalid_columns})
     if not 1 <= k <= n_cols - n_invalid:
         raise ValueError(f"k must be in [1, {n_cols - n_invalid}] (the catalogue size), got {k}")

@@ -291,7 +291,9 @@ class IntentRec(nn.Module):
         if self.intent_encoder is None:  # V0, V1: a single encoder
             hidden = self.item_encoder(x, batch, mask)  # (B, n, D)
             logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
-            return ModelOutput(item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None)
+            return ModelOutput(
+                item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None
+            )
 
         assert self.intent_heads is not None and self.intent_fusion is not None  # set together in __init__
         intent_hidden = self.intent_encoder(x, batch, mask)  # (B, n, D)  E^intent

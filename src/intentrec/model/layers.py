@@ -24,13 +24,13 @@ from intentrec.config import ModelConfig
 from intentrec.structs import DataSpec, SequenceBatch
 
 __all__ = [
+    "MASKED_LOGIT",
     "CausalEncoder",
     "FCNorm",
     "FeatureEmbedder",
     "TimestampEncoding",
     "TransformerBlock",
     "causal_mask",
-    "MASKED_LOGIT",
     "init_weights",
     "mask_leading_classes",
     "window_mask",

@@ -144,7 +144,7 @@ def fit(
             if n_steps >= steps_per_epoch:
                 break
             batch = batch.to(device, non_blocking=True)
-            lr = get_lr(step, total_steps, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
+            lr = get_lr(step + 1, total_steps, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with _autocast(device, cfg.amp):

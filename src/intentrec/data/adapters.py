@@ -1,0 +1,630 @@
+"""Adapters: each turns one source format into the canonical interaction and item frames (see ``schema``).
+
+* ``movielens`` — ml-latest(-small), ml-100k, ml-1m / ml-10m folders, or the bundled ml-latest-small copy;
+* ``s3rec`` — the S3-Rec benchmark files (Beauty, Sports_and_Outdoors, Yelp, LastFM); untimed;
+* ``trivago`` — RecSys Challenge 2019 session logs;
+* ``table`` — any CSV/TSV/Parquet/JSONL file described by ``data.source.columns``.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from intentrec.config import SourceConfig
+from intentrec.data.io import check_file, date_to_seconds, first_bad_row, read_table, read_text
+from intentrec.data.schema import (
+    ACTION,
+    DURATION,
+    ITEM_ID,
+    ROW,
+    SESSION_ID,
+    TIMESTAMP,
+    USER_ID,
+    require_columns,
+    validate_interactions,
+    validate_items,
+)
+from intentrec.errors import ConfigError, DataError, SchemaError
+
+__all__ = [
+    "S3REC_EXCLUDE_SEEN",
+    "TRIVAGO_CONTEXT_ACTIONS",
+    "TRIVAGO_ITEM_ACTIONS",
+    "RawData",
+    "bundled_movielens_path",
+    "load",
+    "source_files",
+]
+
+TRIVAGO_ITEM_ACTIONS = (
+    "interaction item image",
+    "clickout item",
+    "interaction item info",
+    "interaction item rating",
+    "interaction item deals",
+    "search for item",
+)
+"""trivago action types whose ``reference`` is a hotel id: these become interactions."""
+TRIVAGO_CONTEXT_ACTIONS = ("filter selection", "change of sort order", "search for destination", "search for poi")
+"""trivago action types without an item: folded into the ``context_action`` of later item events."""
+S3REC_EXCLUDE_SEEN = {"Beauty": True, "Sports_and_Outdoors": True, "Toys_and_Games": True, "Yelp": False, "LastFM": False}
+"""Seen-item filter default per S3-Rec dataset (EVALUATION.md); unknown names default to False."""
+
+_ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+_NO_GENRE = {"(no genres listed)", "unknown"}
+_YEAR_RE = r"\((\d{4})[^()]*\)\s*$"
+
+
+@dataclass
+class RawData:
+    """What an adapter returns: canonical frames and dataset facts."""
+
+    interactions: pl.DataFrame
+    """Canonical interaction frame (see ``schema``)."""
+    items: pl.DataFrame | None
+    """Canonical item frame, or None when the source has no item metadata."""
+    timed: bool
+    """True when ``timestamp`` holds real seconds; False when it is the order index within the user."""
+    dataset: str
+    """Human-readable dataset name."""
+    exclude_seen_default: bool
+    """The dataset's default for the seen-item filter."""
+    report: dict[str, int] = field(default_factory=dict)
+    """Counts of repairs and removals made while reading."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# entry points
+# ----------------------------------------------------------------------------------------------------------
+
+
+def bundled_movielens_path() -> Path:
+    """The folder of the ml-latest-small copy shipped inside the package."""
+    return Path(str(importlib.resources.files("intentrec") / "resources" / "ml-latest-small"))
+
+
+def source_files(source: SourceConfig) -> list[Path]:
+    """The input files an adapter will read (for the cache key), without reading them.
+
+    Raises:
+        ConfigError: a required source key is missing.
+        DataError: a file or folder does not exist.
+    """
+    if source.adapter == "movielens":
+        folder = _movielens_folder(source)
+        return [folder / name for name in _movielens_files(folder)[1]]
+    if source.adapter == "s3rec":
+        seq, attrs = _s3rec_files(source)
+        return [seq, *([attrs] if attrs.is_file() else [])]
+    path = _required_path(source)
+    files = [check_file(path, "data.source.path")]
+    if source.adapter == "table" and source.items_path is not None:
+        files.append(check_file(Path(source.items_path).expanduser(), "data.source.items_path"))
+    return files
+
+
+def load(source: SourceConfig) -> RawData:
+    """Read a source into canonical frames.
+
+    Args:
+        source: the ``data.source`` section.
+
+    Returns:
+        The canonical interactions (and items, when the source has metadata) with dataset facts.
+
+    Raises:
+        ConfigError: the source section is incomplete (e.g. no ``name`` for s3rec).
+        SchemaError: a required column is missing (the message names it, the file and the key to set).
+        DataError: a file is missing, empty, unreadable or has unparsable values.
+    """
+    readers = {"movielens": _movielens, "s3rec": _s3rec, "trivago": _trivago, "table": _table}
+    raw = readers[source.adapter](source)
+    raw.interactions = _drop_null_keys(raw.interactions, raw.report)
+    if raw.interactions.height == 0:
+        raise DataError(f"{raw.dataset}: no interactions left after reading (every row lacked a user, item or time)")
+    validate_interactions(raw.interactions, raw.dataset)
+    if raw.items is not None:
+        validate_items(raw.items, raw.dataset)
+    return raw
+
+
+def _required_path(source: SourceConfig) -> Path:
+    if source.path is None:
+        raise ConfigError(f"data.source.path is required for the {source.adapter!r} adapter (set it to the data file)")
+    return Path(source.path).expanduser()
+
+
+def _with_row(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def _drop_null_keys(frame: pl.DataFrame, report: dict[str, int]) -> pl.DataFrame:
+    for column in (USER_ID, ITEM_ID, TIMESTAMP):
+        missing = frame[column].null_count()
+        if missing:
+            report[f"rows_missing_{column}"] = report.get(f"rows_missing_{column}", 0) + missing
+            frame = frame.filter(pl.col(column).is_not_null())
+    return frame
+
+
+def _seconds(frame: pl.DataFrame, column: str, divisor: float, origin: Path, key: str) -> pl.DataFrame:
+    """Cast a numeric-seconds column to Float64 / divisor; a non-null unparsable value raises DataError."""
+    dtype = frame.schema[column]
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        return frame.with_columns(date_to_seconds(pl.col(column), dtype).alias(column))
+    parsed = frame[column].cast(pl.Float64, strict=False)
+    parsed = parsed.set((parsed.is_infinite() | parsed.is_nan()).fill_null(False), None)
+    bad = parsed.is_null() & frame[column].is_not_null()
+    if bad.any():
+        row, value = first_bad_row(frame, column, parsed)
+        raise DataError(
+            f"{origin}: cannot parse timestamp {value!r} in column {column!r} at row {row} (1-based, header not "
+            f"counted). Fix the value, or set {key} to match the column (s, ms, us, ns, or datetime for date strings)."
+        )
+    return frame.with_columns((parsed / divisor).alias(column))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# movielens
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _movielens_folder(source: SourceConfig) -> Path:
+    if source.path is None:
+        folder = bundled_movielens_path()
+        if not folder.is_dir():
+            raise DataError(f"the bundled MovieLens copy is missing at {folder}; reinstall intentrec")
+        return folder
+    folder = Path(source.path).expanduser()
+    if not folder.is_dir():
+        raise DataError(
+            f"data.source.path = {source.path!r} is not a folder; the movielens adapter needs the unpacked MovieLens "
+            "folder (with ratings.csv + movies.csv, u.data + u.item, or ratings.dat + movies.dat), or null for the "
+            "bundled ml-latest-small"
+        )
+    return folder
+
+
+def _movielens_files(folder: Path) -> tuple[str, tuple[str, ...]]:
+    if (folder / "ratings.csv").is_file():
+        return "latest", ("ratings.csv", "movies.csv")
+    if (folder / "u.data").is_file():
+        files = ("u.data", "u.item", "u.genre") if (folder / "u.genre").is_file() else ("u.data", "u.item")
+        return "100k", files
+    if (folder / "ratings.dat").is_file():
+        return "dat", ("ratings.dat", "movies.dat")
+    present = sorted(p.name for p in folder.iterdir())[:20]
+    raise DataError(
+        f"{folder}: not a MovieLens folder: expected ratings.csv + movies.csv (ml-latest), u.data + u.item (ml-100k) "
+        f"or ratings.dat + movies.dat (ml-1m/ml-10m); found {present}"
+    )
+
+
+def _movielens(source: SourceConfig) -> RawData:
+    """MovieLens ratings as interactions, movies as items.
+
+    Interactions keep ``rating`` and copy it to ``duration`` (the engagement-weight stand-in, see PROVENANCE).
+    Item attributes: ``title``, ``genres`` (multi-valued; "(no genres listed)" / "unknown" give an empty list),
+    ``year`` (parsed from "Title (1995)"; null when absent) and ``release_date`` in seconds. For ml-latest and
+    ml-1m/10m only the year is known, so ``release_date`` is 1 January of that year: the release age (recency
+    intent) is then an *upper bound* of the true age. ml-100k has real release dates (``01-Jan-1995``), used
+    when present (1 January of the title year otherwise).
+    """
+    folder = _movielens_folder(source)
+    variant, _ = _movielens_files(folder)
+    if variant == "latest":
+        frame, items = _ml_latest(folder)
+    elif variant == "100k":
+        frame, items = _ml_100k(folder)
+    else:
+        frame, items = _ml_dat(folder)
+    frame = frame.with_columns(pl.col("rating").alias(DURATION))
+    name = "ml-latest-small (bundled)" if source.path is None else folder.name
+    return RawData(frame, items, timed=True, dataset=f"movielens/{name}", exclude_seen_default=True)
+
+
+def _ml_interactions(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+    frame = _with_row(frame)
+    frame = _seconds(frame, TIMESTAMP, 1.0, path, "data.source.path")
+    rating = frame["rating"].cast(pl.Float64, strict=False)
+    if (rating.is_null() & frame["rating"].is_not_null()).any():
+        row, value = first_bad_row(frame, "rating", rating)
+        raise DataError(f"{path}: rating {value!r} at row {row} is not a number; is this a MovieLens ratings file?")
+    return frame.with_columns(rating.alias("rating"))
+
+
+def _year_expr(title: pl.Expr) -> pl.Expr:
+    return title.str.extract(_YEAR_RE, 1).cast(pl.Int64, strict=False)
+
+
+def _jan1(year: pl.Expr) -> pl.Expr:
+    return pl.datetime(year, 1, 1, time_zone="UTC").dt.epoch("us").cast(pl.Float64) / 1e6
+
+
+def _genre_list(expr: pl.Expr, separator: str = "|") -> pl.Expr:
+    return (
+        expr.str.split(separator)
+        .list.eval(pl.element().str.strip_chars())
+        .list.filter((pl.element() != "") & ~pl.element().is_in(list(_NO_GENRE)))
+    )
+
+
+def _ml_latest(folder: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    ratings_path, movies_path = folder / "ratings.csv", folder / "movies.csv"
+    ratings = read_table(ratings_path, "data.source.path", string_columns=("userId", "movieId"))
+    require_columns(
+        ratings.columns,
+        {c: "data.source.path (a MovieLens ratings.csv)" for c in ("userId", "movieId", "rating", "timestamp")},
+        origin=ratings_path, what="MovieLens ratings file",
+    )
+    frame = ratings.select(
+        pl.col("userId").alias(USER_ID), pl.col("movieId").alias(ITEM_ID), pl.col("timestamp").alias(TIMESTAMP),
+        pl.col("rating"),
+    )
+    frame = _ml_interactions(frame, ratings_path)
+    movies = read_table(movies_path, "data.source.path", string_columns=("movieId", "title", "genres"))
+    require_columns(
+        movies.columns, {c: "data.source.path (a MovieLens movies.csv)" for c in ("movieId", "title", "genres")},
+        origin=movies_path, what="MovieLens movies file",
+    )
+    items = movies.select(
+        pl.col("movieId").alias(ITEM_ID),
+        pl.col("title").str.strip_chars(),
+        _genre_list(pl.col("genres")).alias("genres"),
+        _year_expr(pl.col("title").str.strip_chars()).alias("year"),
+    ).with_columns(_jan1(pl.col("year")).alias("release_date"))
+    return frame, items.unique(ITEM_ID, keep="first", maintain_order=True)
+
+
+def _ml_100k(folder: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    data_path, item_path = folder / "u.data", folder / "u.item"
+    check_file(data_path, "data.source.path")
+    try:
+        ratings = pl.read_csv(
+            data_path, separator="\t", has_header=False, new_columns=["u", "i", "rating", "ts"],
+            schema_overrides={"u": pl.String, "i": pl.String}, quote_char=None,
+        )
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise DataError(f"cannot read {data_path}: {err} (expected tab-separated user, item, rating, time)") from None
+    if ratings.width != 4:
+        raise SchemaError(f"{data_path}: expected 4 tab-separated columns (user item rating time), got {ratings.width}")
+    frame = ratings.select(
+        pl.col("u").alias(USER_ID), pl.col("i").alias(ITEM_ID), pl.col("ts").alias(TIMESTAMP), pl.col("rating")
+    )
+    frame = _ml_interactions(frame, data_path)
+    genre_names = list(_ML100K_GENRES)
+    if (folder / "u.genre").is_file():
+        lines = [ln.rsplit("|", 1) for ln in read_text(folder / "u.genre", "data.source.path").splitlines() if "|" in ln]
+        genre_names = [name for name, _ in sorted(lines, key=lambda x: int(x[1]))]
+    text = read_text(item_path, "data.source.path", encodings=("latin-1",))
+    n_cols = 5 + len(genre_names)
+    try:
+        movies = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")), separator="|", has_header=False, quote_char=None,
+            new_columns=["movie_id", "title", "release", "video_release", "url", *[f"g{j}" for j in range(len(genre_names))]],
+            schema_overrides={"movie_id": pl.String, "title": pl.String, "release": pl.String},
+            infer_schema=False,
+        )
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise DataError(f"cannot read {item_path}: {err} (expected {n_cols} '|'-separated columns)") from None
+    flags = [
+        pl.when(pl.col(f"g{j}") == "1").then(pl.lit(name)).otherwise(None)
+        for j, name in enumerate(genre_names) if name not in _NO_GENRE
+    ]
+    release = date_to_seconds(pl.col("release"), pl.String)
+    year = pl.coalesce(
+        _year_expr(pl.col("title").str.strip_chars()),
+        pl.col("release").str.strip_chars().str.to_date("%d-%b-%Y", strict=False).dt.year().cast(pl.Int64),
+    )
+    items = movies.select(
+        pl.col("movie_id").alias(ITEM_ID),
+        pl.col("title").str.strip_chars(),
+        pl.concat_list(flags).list.drop_nulls().alias("genres"),
+        year.alias("year"),
+        release.alias("_release"),
+    ).with_columns(pl.coalesce(pl.col("_release"), _jan1(pl.col("year"))).alias("release_date")).drop("_release")
+    return frame, items.unique(ITEM_ID, keep="first", maintain_order=True)
+
+
+def _ml_dat(folder: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    ratings_path, movies_path = folder / "ratings.dat", folder / "movies.dat"
+    check_file(ratings_path, "data.source.path")
+    try:
+        # "1::122::5::838985046": with ':' as separator the values are columns 1, 3, 5, 7 (ratings hold no colons)
+        ratings = pl.read_csv(ratings_path, separator=":", has_header=False, quote_char=None, infer_schema=False)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise DataError(f"cannot read {ratings_path}: {err} (expected user::item::rating::time lines)") from None
+    if ratings.width != 7:
+        raise SchemaError(f"{ratings_path}: expected 'user::item::rating::time' lines, found {ratings.width} ':' fields")
+    c = ratings.columns
+    frame = ratings.select(
+        pl.col(c[0]).alias(USER_ID), pl.col(c[2]).alias(ITEM_ID), pl.col(c[6]).alias(TIMESTAMP),
+        pl.col(c[4]).alias("rating"),
+    )
+    frame = _ml_interactions(frame, ratings_path)
+    rows = [ln.split("::", 2) for ln in read_text(movies_path, "data.source.path").splitlines() if ln.strip()]
+    bad = next((j for j, r in enumerate(rows) if len(r) != 3), None)
+    if bad is not None:
+        raise SchemaError(f"{movies_path}: line {bad + 1} is not 'id::title::genres': {rows[bad]!r}")
+    movies = pl.DataFrame(
+        {"id": [r[0] for r in rows], "title": [r[1].strip() for r in rows], "genres": [r[2] for r in rows]},
+        schema={"id": pl.String, "title": pl.String, "genres": pl.String},
+    )
+    items = movies.select(
+        pl.col("id").alias(ITEM_ID), pl.col("title"), _genre_list(pl.col("genres")).alias("genres"),
+        _year_expr(pl.col("title")).alias("year"),
+    ).with_columns(_jan1(pl.col("year")).alias("release_date"))
+    return frame, items.unique(ITEM_ID, keep="first", maintain_order=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# s3rec
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _s3rec_files(source: SourceConfig) -> tuple[Path, Path]:
+    folder = _required_path(source)
+    if not folder.is_dir():
+        raise DataError(f"data.source.path = {source.path!r} is not a folder; the s3rec adapter needs the folder "
+                        "holding <name>.txt and <name>_item2attributes.json")
+    if not source.name:
+        names = sorted(p.stem for p in folder.glob("*.txt"))
+        raise ConfigError(f"the s3rec adapter needs data.source.name: one of {names} (files in {folder})")
+    seq = folder / f"{source.name}.txt"
+    if not seq.is_file():
+        names = sorted(p.stem for p in folder.glob("*.txt"))
+        raise DataError(f"{seq} not found: data.source.name = {source.name!r}; available in {folder}: {names}")
+    check_file(seq, "data.source.path")
+    return seq, folder / f"{source.name}_item2attributes.json"
+
+
+def _s3rec(source: SourceConfig) -> RawData:
+    """S3-Rec benchmark files: ``<name>.txt`` lines ``user item item ...`` in time order (no timestamps).
+
+    The data is untimed: ``timestamp`` is the event's order index within the user (0, 1, 2, ...). Item attribute
+    ``category`` is the list of attribute ids (as strings) from ``<name>_item2attributes.json``, deduplicated
+    within an item in first-seen order (Amazon: brand and sub-categories; Yelp: business categories; LastFM: tags).
+    """
+    seq_path, attr_path = _s3rec_files(source)
+    text = read_text(seq_path, "data.source.path")
+    lines = pl.DataFrame({"line": text.splitlines()}, schema={"line": pl.String}).with_row_index("_line")
+    parts = lines.select(
+        pl.col("_line"),
+        pl.col("line").str.strip_chars().str.replace_all(r"\s+", " ").str.split(" ").alias("p"),
+    ).filter(pl.col("p").list.len() > 0)
+    parts = parts.filter(pl.col("p").list.first() != "")
+    short = parts.filter(pl.col("p").list.len() < 2)
+    if short.height:
+        line_no = int(short["_line"][0]) + 1
+        raise DataError(f"{seq_path}: line {line_no} has a user id but no items; expected 'user item item ...'")
+    frame = (
+        parts.select(pl.col("p").list.first().alias(USER_ID), pl.col("p").list.slice(1).alias(ITEM_ID))
+        .explode(ITEM_ID)
+        .pipe(_with_row)
+        .with_columns(pl.int_range(pl.len()).over(USER_ID).cast(pl.Float64).alias(TIMESTAMP))
+    )
+    items = None
+    if attr_path.is_file():
+        try:
+            mapping = json.loads(read_text(attr_path, "data.source.path"))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{attr_path} is not valid JSON: {err}") from None
+        if not isinstance(mapping, dict):
+            raise DataError(f"{attr_path}: expected an object {{item_id: [attribute ids]}}")
+        ids, cats = [], []
+        for key, values in mapping.items():
+            ids.append(str(key))
+            vals = values if isinstance(values, list) else [values]
+            cats.append(list(dict.fromkeys(str(v) for v in vals if v is not None)))
+        items = pl.DataFrame({ITEM_ID: ids, "category": cats}, schema={ITEM_ID: pl.String, "category": pl.List(pl.String)})
+    name = source.name or ""
+    return RawData(frame, items, timed=False, dataset=f"s3rec/{name}",
+                   exclude_seen_default=S3REC_EXCLUDE_SEEN.get(name, False))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# trivago
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _trivago(source: SourceConfig) -> RawData:
+    """RecSys Challenge 2019 (trivago) session logs.
+
+    Only *item* events — action types whose ``reference`` is a hotel id (``interaction item image``, ``clickout
+    item``, ``interaction item info``, ``interaction item rating``, ``interaction item deals``, ``search for
+    item``) — become interactions, with ``action`` = the action type and ``item_id`` = the reference. The other
+    four action types (``filter selection``, ``change of sort order``, ``search for destination``, ``search for
+    poi``) are folded into context: each kept event gets ``context_action`` = the most recent non-item action type
+    earlier in the same session, or ``"none"``; so all 10 action types still inform the model. The count of folded
+    rows is reported as ``trivago_context_rows_folded``. Columns ``device``, ``platform``, ``city``, ``step`` and
+    ``session_id`` are kept. Events are ordered by user, timestamp, then step (``_row`` is renumbered in that
+    order). Sessions come from ``session_id``.
+    """
+    path = _required_path(source)
+    required = ("user_id", "session_id", "timestamp", "step", "action_type", "reference")
+    frame = read_table(path, "data.source.path", string_columns=("user_id", "session_id", "reference"))
+    require_columns(frame.columns, {c: "data.source.path (a trivago RecSys 2019 log)" for c in required},
+                    origin=path, what="trivago log")
+    frame = _with_row(frame)
+    frame = _seconds(frame, "timestamp", 1.0, path, "data.source.path")
+    step = frame["step"].cast(pl.Int64, strict=False)
+    if (step.is_null() & frame["step"].is_not_null()).any():
+        row, value = first_bad_row(frame, "step", step)
+        raise DataError(f"{path}: step {value!r} at row {row} is not an integer")
+    frame = frame.with_columns(step.alias("step"), pl.col("action_type").cast(pl.String))
+    is_item = pl.col("action_type").is_in(list(TRIVAGO_ITEM_ACTIONS))
+    frame = frame.sort(["session_id", "step", ROW], maintain_order=True).with_columns(
+        pl.when(is_item).then(None).otherwise(pl.col("action_type")).forward_fill().over("session_id")
+        .fill_null("none").alias("context_action"),
+        is_item.alias("_is_item"),
+    )
+    report = {"trivago_context_rows_folded": int((~frame["_is_item"]).sum())}
+    items_only = frame.filter(pl.col("_is_item"))
+    missing_ref = items_only["reference"].null_count()
+    if missing_ref:
+        report["trivago_item_rows_without_reference"] = missing_ref
+        items_only = items_only.filter(pl.col("reference").is_not_null())
+    keep = [c for c in ("device", "platform", "city") if c in items_only.columns]
+    out = (
+        items_only.sort(["user_id", "timestamp", "step", ROW], maintain_order=True)
+        .select(
+            pl.col("user_id").alias(USER_ID),
+            pl.col("reference").alias(ITEM_ID),
+            pl.col("timestamp").alias(TIMESTAMP),
+            pl.col("action_type").alias(ACTION),
+            pl.col("context_action"),
+            pl.col("session_id").alias(SESSION_ID),
+            pl.col("step"),
+            *[pl.col(c).cast(pl.String) for c in keep],
+        )
+        .pipe(_with_row)
+    )
+    return RawData(out, None, timed=True, dataset=f"trivago/{path.name}", exclude_seen_default=False, report=report)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# table
+# ----------------------------------------------------------------------------------------------------------
+
+_UNIT_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _split_multi(frame: pl.DataFrame, column: str, separator: str) -> pl.DataFrame:
+    dtype = frame.schema[column]
+    if isinstance(dtype, pl.List):
+        return frame.with_columns(pl.col(column).list.eval(pl.element().cast(pl.String)))
+    return frame.with_columns(
+        pl.col(column).cast(pl.String).str.split(separator).list.eval(pl.element().str.strip_chars())
+        .list.filter(pl.element() != "").alias(column)
+    )
+
+
+def _parse_dates(frame: pl.DataFrame, column: str, origin: Path, report: dict[str, int]) -> pl.DataFrame:
+    parsed = frame.select(date_to_seconds(pl.col(column), frame.schema[column]).alias("_d"))["_d"]
+    bad = parsed.is_null() & frame[column].is_not_null()
+    n_bad = int(bad.sum())
+    if n_bad and n_bad == int(frame[column].is_not_null().sum()):
+        row = int(bad.arg_max() or 0)
+        raise DataError(
+            f"{origin}: no value of date column {column!r} could be parsed (first: {frame[column][row]!r} at row "
+            f"{row + 1}); use ISO dates like 2020-01-31 or remove it from data.source.date_columns"
+        )
+    if n_bad:
+        report[f"dates_unparsable_{column}"] = n_bad
+    return frame.with_columns(parsed.alias(column))
+
+
+def _table(source: SourceConfig) -> RawData:
+    """Any CSV/TSV/Parquet/JSONL log described by ``data.source.columns``, plus optional item metadata.
+
+    ``timestamp_unit`` s/ms/us/ns converts numbers to seconds; ``datetime`` parses date strings (naive times are
+    UTC); native Date/Datetime columns are converted whatever the unit. Without a timestamp column the data is
+    untimed and rows are taken in file order. NaN, infinite or negative durations are set to null (later filled
+    with the training median, i.e. weight 1) and counted. Unmapped columns are kept as extra interaction columns
+    (one whose name clashes with a canonical column is renamed ``<name>_raw``).
+    """
+    path = _required_path(source)
+    cm = source.columns
+    mapping = {
+        USER_ID: cm.user_id, ITEM_ID: cm.item_id, TIMESTAMP: cm.timestamp, ACTION: cm.action,
+        DURATION: cm.duration, SESSION_ID: cm.session_id,
+    }
+    mapped = {canon: col for canon, col in mapping.items() if col is not None}
+    id_like = [cm.user_id, cm.item_id, *[c for c in (cm.action, cm.session_id) if c]]
+    raw = read_table(path, "data.source.path", string_columns=id_like)
+    require_columns(raw.columns, {col: f"data.source.columns.{canon}" for canon, col in mapped.items()},
+                    origin=path, what="interactions file")
+    raw = _with_row(raw) if ROW not in raw.columns else raw.rename({ROW: f"{ROW}_raw"}).pipe(_with_row)
+    used = set(mapped.values())
+    extras = [c for c in raw.columns if c not in used and c != ROW]
+    exprs = [pl.col(col).alias(canon) for canon, col in mapped.items()]
+    exprs += [pl.col(c).alias(f"{c}_raw" if c in mapping else c) for c in extras]
+    frame = raw.select(pl.col(ROW), *exprs)
+    report: dict[str, int] = {}
+    for canon in (USER_ID, ITEM_ID, ACTION, SESSION_ID):
+        if canon in frame.columns:
+            frame = frame.with_columns(pl.col(canon).cast(pl.String))
+    if cm.timestamp is None:
+        frame = frame.with_columns(pl.int_range(pl.len()).over(USER_ID).cast(pl.Float64).alias(TIMESTAMP))
+    else:
+        dtype = frame.schema[TIMESTAMP]
+        if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+            frame = frame.with_columns(date_to_seconds(pl.col(TIMESTAMP), dtype).alias(TIMESTAMP))
+        elif cm.timestamp_unit == "datetime":
+            if dtype.is_numeric():
+                raise SchemaError(
+                    f"{path}: column {cm.timestamp!r} is numeric ({dtype}) but data.source.columns.timestamp_unit is "
+                    "'datetime'; set timestamp_unit to s, ms, us or ns"
+                )
+            parsed = frame.select(date_to_seconds(pl.col(TIMESTAMP), dtype).alias("_t"))["_t"]
+            if (parsed.is_null() & frame[TIMESTAMP].is_not_null()).any():
+                row, value = first_bad_row(frame, TIMESTAMP, parsed)
+                raise DataError(
+                    f"{path}: cannot parse timestamp {value!r} in column {cm.timestamp!r} at row {row} (1-based, "
+                    "header not counted); use ISO 8601 such as 2020-01-31T12:00:00Z, or numeric epoch values with "
+                    "data.source.columns.timestamp_unit"
+                )
+            frame = frame.with_columns(parsed.alias(TIMESTAMP))
+        else:
+            frame = _seconds(frame, TIMESTAMP, _UNIT_DIVISOR[cm.timestamp_unit], path,
+                             "data.source.columns.timestamp_unit")
+    if DURATION in frame.columns:
+        dur = frame[DURATION].cast(pl.Float64, strict=False)
+        invalid = dur.is_not_null() & (dur.is_nan() | dur.is_infinite() | (dur < 0))
+        unparsable = dur.is_null() & frame[DURATION].is_not_null()
+        n_invalid = int((invalid | unparsable).sum())
+        if n_invalid:
+            report["duration_invalid_set_null"] = n_invalid
+        frame = frame.with_columns(dur.set(invalid, None).alias(DURATION))
+    items = _table_items(source, report) if source.items_path is not None else None
+    item_cols = set(items.columns) if items is not None else set()
+    for column in source.multi_valued:
+        if column in frame.columns:
+            frame = _split_multi(frame, column, source.multi_value_separator)
+        if items is not None and column in items.columns:
+            items = _split_multi(items, column, source.multi_value_separator)
+        if column not in frame.columns and column not in item_cols:
+            raise ConfigError(
+                f"data.source.multi_valued names {column!r}, which is neither an interaction column "
+                f"({[c for c in frame.columns if c != ROW]}) nor an item column ({sorted(item_cols)})"
+            )
+    for column in source.date_columns:
+        if items is not None and column in items.columns:
+            items = _parse_dates(items, column, Path(source.items_path or ""), report)
+        elif column in frame.columns:
+            frame = _parse_dates(frame, column, path, report)
+        else:
+            raise ConfigError(
+                f"data.source.date_columns names {column!r}, which is neither an item column ({sorted(item_cols)}) "
+                f"nor an interaction column ({[c for c in frame.columns if c != ROW]})"
+            )
+    return RawData(frame, items, timed=cm.timestamp is not None, dataset=f"table/{path.name}",
+                   exclude_seen_default=False, report=report)
+
+
+def _table_items(source: SourceConfig, report: dict[str, int]) -> pl.DataFrame:
+    path = Path(source.items_path or "").expanduser()
+    key_col = source.item_columns_id
+    items = read_table(path, "data.source.items_path", string_columns=(key_col,))
+    require_columns(items.columns, {key_col: "data.source.item_columns_id"}, origin=path, what="item file")
+    if key_col != ITEM_ID and ITEM_ID in items.columns:
+        items = items.rename({ITEM_ID: f"{ITEM_ID}_raw"})
+    items = items.rename({key_col: ITEM_ID}).with_columns(pl.col(ITEM_ID).cast(pl.String))
+    missing = items[ITEM_ID].null_count()
+    if missing:
+        report["item_rows_missing_id"] = missing
+        items = items.filter(pl.col(ITEM_ID).is_not_null())
+    n_before = items.height
+    items = items.unique(ITEM_ID, keep="first", maintain_order=True)
+    if items.height < n_before:
+        report["item_rows_duplicate"] = n_before - items.height
+    return items

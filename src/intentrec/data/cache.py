@@ -1,0 +1,190 @@
+"""On-disk cache of prepared data: ``<cache_dir>/<key>/arrays.npz`` + ``meta.json``. No pickle.
+
+The key is a sha256 over the data config (``cache_dir`` itself left out: it does not change the result), the
+input files' (path, size, mtime_ns) and the cache format version. Entries are written to a temporary folder and
+renamed into place, so a reader never sees half an entry; an entry that fails to load or to pass its consistency
+checks is ignored (and rebuilt by the caller), never trusted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from intentrec.config import DataConfig
+from intentrec.errors import IntentRecError
+from intentrec.structs import AttributeSpec, DataSpec, EncodedSequences, Split
+from intentrec.vocab import vocabs_from_json, vocabs_to_json
+
+__all__ = ["CACHE_FORMAT", "cache_key", "load_cached", "save_cached"]
+
+CACHE_FORMAT = 1
+"""Bump when the prepared layout or its semantics change (invalidates old entries)."""
+_ARRAYS = "arrays.npz"
+_META = "meta.json"
+_CAT = "cat__"
+
+
+def cache_key(cfg: DataConfig, files: Sequence[Path]) -> str:
+    """sha256 hex digest over the data config and the input files' (path, size, mtime_ns).
+
+    Args:
+        cfg: the data section.
+        files: the input files the adapter reads.
+
+    Returns:
+        A 64-character hex key (also the ``fingerprint`` of the prepared data).
+    """
+    config = cfg.model_dump(mode="json")
+    config.pop("cache_dir", None)
+    stamps = []
+    for path in files:
+        st = path.stat()
+        stamps.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
+    payload = {"format": CACHE_FORMAT, "config": config, "files": stamps}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=True).encode("utf-8")).hexdigest()
+
+
+def _spec_to_json(spec: DataSpec) -> dict[str, Any]:
+    return dataclasses.asdict(spec)
+
+
+def _spec_from_json(data: dict[str, Any]) -> DataSpec:
+    attrs = tuple(AttributeSpec(**a) for a in data["attributes"])
+    return DataSpec(
+        n_items=int(data["n_items"]), attributes=attrs, numeric=tuple(data["numeric"]), timed=bool(data["timed"]),
+        dataset=str(data["dataset"]), exclude_seen_default=bool(data["exclude_seen_default"]),
+    )
+
+
+def save_cached(root: Path, key: str, data: EncodedSequences, extra: dict[str, Any]) -> Path | None:
+    """Write one cache entry atomically (temporary folder, then rename).
+
+    Args:
+        root: the cache folder (created when missing).
+        key: from :func:`cache_key`.
+        data: the prepared sequences.
+        extra: JSON-serialisable side information (the cleaning report, statistics).
+
+    Returns:
+        The entry's folder, or None when it could not be written (a warning says why; preparing still succeeds).
+    """
+    arrays = {
+        "offsets": data.offsets, "item_idx": data.item_idx, "timestamps": data.timestamps,
+        "duration": data.duration, "session": data.session, "numeric": data.numeric,
+        "train_len": data.split.train_len, "val_targets": data.split.val_targets,
+        "test_targets": data.split.test_targets,
+    }
+    for name, values in data.categorical.items():
+        arrays[_CAT + name] = values
+    meta = {
+        "format": CACHE_FORMAT,
+        "fingerprint": key,
+        "user_ids": list(data.user_ids),
+        "vocabs": vocabs_to_json(data.item_vocab, data.label_vocabs),
+        "spec": _spec_to_json(data.spec),
+        "split": {"protocol": data.split.protocol, "description": data.split.description,
+                  "excluded": dict(data.split.excluded)},
+        "categorical": list(data.categorical),
+        "duration_median": data.duration_median,
+        "extra": extra,
+    }
+    final = root / key
+    tmp: Path | None = None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=root))
+        np.savez(tmp / _ARRAYS, allow_pickle=False, **arrays)
+        (tmp / _META).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        try:
+            os.replace(tmp, final)  # atomic; fails when ``final`` exists and is not empty
+        except OSError:
+            if load_cached(root, key) is not None:  # a concurrent writer got there first: keep theirs
+                return final
+            shutil.rmtree(final, ignore_errors=True)  # a corrupt entry: replace it with the one just built
+            os.replace(tmp, final)
+        tmp = None
+        return final
+    except OSError as err:
+        warnings.warn(f"could not write the data cache at {final}: {err}; continuing without it", stacklevel=3)
+        return None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_cached(root: Path, key: str) -> tuple[EncodedSequences, dict[str, Any]] | None:
+    """Load one cache entry, or None when it is absent, unreadable or inconsistent.
+
+    Returns:
+        ``(data, extra)`` or None.
+    """
+    folder = root / key
+    if not (folder / _META).is_file() or not (folder / _ARRAYS).is_file():
+        return None
+    try:
+        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        with np.load(folder / _ARRAYS, allow_pickle=False) as npz:
+            arrays = {name: np.array(npz[name]) for name in npz.files}
+        return _rebuild(meta, arrays, key)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, IntentRecError):
+        return None
+
+
+def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], key: str) -> tuple[EncodedSequences, dict[str, Any]] | None:
+    if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != key:
+        return None
+    item_vocab, label_vocabs = vocabs_from_json(meta["vocabs"])
+    spec = _spec_from_json(meta["spec"])
+    user_ids = tuple(str(u) for u in meta["user_ids"])
+    offsets = arrays["offsets"]
+    n_users = len(user_ids)
+    if offsets.shape != (n_users + 1,) or offsets.dtype != np.int64:
+        return None
+    n = int(offsets[-1])
+    per_event = {"item_idx": np.int64, "timestamps": np.float64, "duration": np.float32, "session": np.int64}
+    for name, dtype in per_event.items():
+        if arrays[name].shape != (n,) or arrays[name].dtype != dtype:
+            return None
+    if arrays["numeric"].shape != (n, len(spec.numeric)) or arrays["numeric"].dtype != np.float32:
+        return None
+    if arrays["train_len"].shape != (n_users,) or arrays["train_len"].dtype != np.int64:
+        return None
+    names = list(meta["categorical"])
+    if names != [a.name for a in spec.attributes] or spec.n_items != len(item_vocab):
+        return None
+    categorical = {}
+    for attr in spec.attributes:
+        values = arrays[_CAT + attr.name]
+        if values.shape[0] != n or values.ndim != (2 if attr.multi_valued else 1) or values.dtype != np.int64:
+            return None
+        if len(label_vocabs[attr.name]) != attr.n_classes:
+            return None
+        categorical[attr.name] = values
+    for name in ("val_targets", "test_targets"):
+        if arrays[name].ndim != 2 or arrays[name].shape[1] != 2 or arrays[name].dtype != np.int64:
+            return None
+    split_meta = meta["split"]
+    split = Split(
+        train_len=arrays["train_len"], val_targets=arrays["val_targets"], test_targets=arrays["test_targets"],
+        protocol=split_meta["protocol"], description=str(split_meta["description"]),
+        excluded={str(k): int(v) for k, v in split_meta["excluded"].items()},
+    )
+    data = EncodedSequences(
+        user_ids=user_ids, offsets=offsets, item_idx=arrays["item_idx"], timestamps=arrays["timestamps"],
+        duration=arrays["duration"], session=arrays["session"], categorical=categorical,
+        numeric=arrays["numeric"], split=split, spec=spec, item_vocab=item_vocab, label_vocabs=label_vocabs,
+        duration_median=float(meta["duration_median"]), fingerprint=key,
+    )
+    return data, dict(meta.get("extra", {}))
