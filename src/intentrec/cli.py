@@ -224,7 +224,11 @@ def _print_stats(stats: dict[str, Any], prefix: str = "") -> None:
         if isinstance(value, dict):
             nested.append((key, value))
         else:
-            table.add_row(prefix + key, f"{value:,}" if isinstance(value, int) else str(value))
+            if isinstance(value, bool):
+                text = "yes" if value else "no"
+            else:
+                text = f"{value:,}" if isinstance(value, int) else str(value)
+            table.add_row(prefix + key, text)
     console.print(table)
     for key, value in nested:
         console.print(f"[bold]{key}[/]")
