@@ -75,13 +75,13 @@ def _intent_table(doc: dict[str, Any], model_name: str) -> Table | None:
 
 def _print_recommendation(rec: Any) -> None:
     who = f"user {rec.user_id}" if rec.user_id is not None else "the given items"
-    console.print(f"\n[bold]Top-{len(rec.items)} for {who}[/] (latest history: {', '.join(rec.history)})")
+    console.print(f"\n[bold]Top-{len(rec.items)} for {who}[/] \n[dim]latest history: {'; '.join(rec.history)}[/]")
     table = Table()
     table.add_column("#", justify="right")
     table.add_column("item")
     table.add_column("score", justify="right")
-    for i, (item, score) in enumerate(rec.items, 1):
-        table.add_row(str(i), item, f"{score:.3f}")
+    for i, ((_, score), name) in enumerate(zip(rec.items, rec.item_names, strict=True), 1):
+        table.add_row(str(i), name, f"{score:.3f}")
     console.print(table)
     if rec.intents:
         console.print("[bold]Predicted intents of the next interaction[/] (head attention weight = why):")
@@ -96,6 +96,7 @@ def _print_recommendation(rec: Any) -> None:
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/quickstart"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key, e.g. --set train.epochs=3.")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train IntentRec on the bundled MovieLens data, compare it with popularity, and show one user's top-10."""
@@ -104,7 +105,7 @@ def quickstart(
 
     try:
         t0 = time.perf_counter()
-        cfg = load_config(_packaged_config(QUICKSTART_CONFIG))
+        cfg = load_config(_packaged_config(QUICKSTART_CONFIG), set_ or [])
         console.print(f"[bold]intentrec quickstart[/]: {cfg.name} -> {out}")
         outcome = workflows.train(cfg, out, progress=progress, log=console.print)
         console.print(_results_table(outcome.test, "Next-item prediction", f"IntentRec {cfg.model.variant}"))

@@ -122,11 +122,22 @@ class EncodedSequences:
     """Median training engagement value (normaliser of duration weights, PAPER §10 #12)."""
     fingerprint: str = ""
     """Hash of the data config and inputs that produced this object."""
+    item_names: tuple[str, ...] = ()
+    """Display names (e.g. movie titles) aligned with ``item_vocab.ids``; empty when the data has none."""
 
     @property
     def n_users(self) -> int:
         """U."""
         return len(self.user_ids)
+
+    def item_name(self, idx: int) -> str:
+        """Display name of an item index: its title when known, else its raw id."""
+        raw = self.item_vocab.decode(idx)
+        if self.item_names:
+            name = self.item_names[idx - 2]
+            if name and name != raw:
+                return f"{raw} · {name}"
+        return raw
 
     def user_slice(self, u: int) -> slice:
         """Event rows of user row ``u``."""

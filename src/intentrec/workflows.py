@@ -29,7 +29,7 @@ from intentrec.evaluate.evaluator import (
     intent_label_counts,
 )
 from intentrec.features.collate import CollateSettings, collate
-from intentrec.features.dataset import EvalTargets, TrainingWindows, example_from_events
+from intentrec.features.dataset import EvalTargets, TrainingWindows, bucketed_batches, example_from_events
 from intentrec.model import build_model
 from intentrec.model.losses import IntentRecLoss
 from intentrec.structs import AttributeSpec, DataSpec, EncodedSequences, SequenceBatch
@@ -83,16 +83,21 @@ def _evaluate(
     cfg: ExperimentConfig, model: nn.Module, data: EncodedSequences, targets: np.ndarray,
     label_counts: dict[str, np.ndarray],
 ) -> MetricReport:
-    return evaluate_model(
+    """Evaluate in order of input length (little padding), then restore the targets' order."""
+    order = np.argsort(np.minimum(targets[:, 1], cfg.model.max_len), kind="stable")  # (T,)
+    report = evaluate_model(
         model,
-        _eval_loader(cfg, data, targets),
+        _eval_loader(cfg, data, targets[order]),
         data,
-        targets,
+        targets[order],
         exclude_seen=_exclude_seen(cfg, data.spec),
         ks=cfg.eval.ks,
         intent_topk=cfg.eval.intent_topk,
         label_counts=label_counts,
     )
+    inverse = np.argsort(order)  # (T,)
+    report.per_target = {k: v[inverse] for k, v in report.per_target.items()}
+    return report
 
 
 def _protocol_text(cfg: ExperimentConfig, data: EncodedSequences, split_name: str) -> dict[str, Any]:
@@ -203,9 +208,9 @@ def train(
     collate_fn = _collate_fn(cfg, data)
 
     def make_batches(epoch: int) -> Iterator[SequenceBatch]:
-        gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch)
-        yield from DataLoader(windows, batch_size=cfg.train.batch_size, shuffle=True, generator=gen,
-                              collate_fn=collate_fn)
+        rng = np.random.default_rng([cfg.train.seed, epoch])
+        batches = bucketed_batches(windows.lengths, cfg.train.batch_size, rng)
+        yield from DataLoader(windows, batch_sampler=batches, collate_fn=collate_fn)
 
     label_counts = intent_label_counts(data)
 
@@ -301,6 +306,8 @@ class Recommendation:
     history: list[str]
     items: list[tuple[str, float]]
     """(item id, score) best first."""
+    item_names: list[str]
+    """Display names of ``items`` (id and title when the data has titles)."""
     intents: dict[str, list[tuple[str, float]]]
     """intent -> top labels with probabilities."""
     intent_attention: dict[str, float]
@@ -393,8 +400,9 @@ def recommend(
         attention = {n: float(w) for n, w in zip(names, out.intent_attention[0, -1].tolist(), strict=True)}
     return Recommendation(
         user_id=user_id,
-        history=[vocab.decode(int(i)) if i >= 2 else "<unknown>" for i in history_idx[-10:]],
+        history=[art.data.item_name(int(i)) if i >= 2 else "<unknown>" for i in history_idx[-5:]],
         items=[(vocab.decode(int(i)), float(s)) for s, i in zip(top.values, top.indices, strict=True)],
+        item_names=[art.data.item_name(int(i)) for i in top.indices],
         intents=intents,
         intent_attention=attention,
         ignored_items=ignored,

@@ -185,3 +185,32 @@ def test_multilabel_properties(n_classes: int, n_rows: int, seed: int) -> None:
     perfect[np.arange(n_rows)[:, None], targets] = 1.0
     perfect[:, 0] = 100.0  # PAD is ignored
     assert np.allclose(multilabel_average_precision(perfect, targets), 1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    data=st.data(),
+    n_classes=st.integers(min_value=2, max_value=9),
+    n_rows=st.integers(min_value=1, max_value=6),
+)
+def test_multilabel_metrics_match_a_brute_force(data: st.DataObject, n_classes: int, n_rows: int) -> None:
+    """Ties included (scores drawn from a few values), against a direct per-label loop."""
+    scores = np.array(data.draw(st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=n_classes,
+                                                  max_size=n_classes), min_size=n_rows, max_size=n_rows)))
+    labels = [data.draw(st.lists(st.integers(1, n_classes - 1), min_size=1, max_size=3, unique=True))
+              for _ in range(n_rows)]
+    targets = np.zeros((n_rows, 3), dtype=np.int64)
+    for r, row in enumerate(labels):
+        targets[r, : len(row)] = row
+    k = data.draw(st.integers(1, n_classes))
+    recall = multilabel_recall_at_k(scores, targets, k)
+    ap = multilabel_average_precision(scores, targets)
+    for r, row in enumerate(labels):
+        s = scores[r, 1:]
+        def at_or_above(c: int, among: range | list[int], s: np.ndarray = s) -> int:
+            return sum(1 for j in among if s[j - 1] >= s[c - 1])
+        everything = range(1, n_classes)
+        hits = sum(1 for c in row if at_or_above(c, everything) <= k)
+        assert recall[r] == pytest.approx(hits / len(row))
+        expected_ap = np.mean([at_or_above(c, row) / at_or_above(c, everything) for c in row])
+        assert ap[r] == pytest.approx(expected_ap)

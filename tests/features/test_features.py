@@ -134,3 +134,17 @@ def test_duration_weight_modes() -> None:
     d = np.array([0.0, 2.0, 50.0], dtype=np.float32)
     assert duration_weights(d, 2.0, "none").tolist() == [1.0, 1.0, 1.0]
     np.testing.assert_allclose(duration_weights(d, 2.0, "target"), [0.1, 1.0, 10.0])
+
+
+def test_bucketed_batches_cover_every_example_once_with_similar_lengths() -> None:
+    from intentrec.features.dataset import bucketed_batches
+
+    lengths = np.random.default_rng(0).integers(1, 50, size=1000)
+    batches = bucketed_batches(lengths, 32, np.random.default_rng(1), bucket_batches=10)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    assert max(len(b) for b in batches) == 32
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 10  # plain shuffling gives a spread of ~45 per batch
+    again = bucketed_batches(lengths, 32, np.random.default_rng(1), bucket_batches=10)
+    assert all((a == b).all() for a, b in zip(batches, again, strict=True))

@@ -29,7 +29,7 @@ from intentrec.vocab import vocabs_from_json, vocabs_to_json
 
 __all__ = ["CACHE_FORMAT", "cache_key", "load_cached", "save_cached"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bump when the prepared layout or its semantics change (invalidates old entries)."""
 _ARRAYS = "arrays.npz"
 _META = "meta.json"
@@ -98,6 +98,7 @@ def save_cached(root: Path, key: str, data: EncodedSequences, extra: dict[str, A
                   "excluded": dict(data.split.excluded)},
         "categorical": list(data.categorical),
         "duration_median": data.duration_median,
+        "item_names": list(data.item_names),
         "extra": extra,
     }
     final = root / key
@@ -186,5 +187,6 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], key: str) -> t
         duration=arrays["duration"], session=arrays["session"], categorical=categorical,
         numeric=arrays["numeric"], split=split, spec=spec, item_vocab=item_vocab, label_vocabs=label_vocabs,
         duration_median=float(meta["duration_median"]), fingerprint=key,
+        item_names=tuple(str(x) for x in meta.get("item_names", [])),
     )
     return data, dict(meta.get("extra", {}))

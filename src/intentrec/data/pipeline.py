@@ -104,6 +104,21 @@ def _offsets(users: pl.Series) -> tuple[tuple[str, ...], np.ndarray]:
     return user_ids, offsets
 
 
+NAME_COLUMNS = ("title", "name")
+"""Item-metadata columns used as display names, in order of preference."""
+
+
+def _item_names(items: pl.DataFrame | None, ids: tuple[str, ...]) -> tuple[str, ...]:
+    """Display names aligned with the item vocabulary (``()`` when the metadata has no title/name column)."""
+    if items is None:
+        return ()
+    column = next((c for c in NAME_COLUMNS if c in items.columns and c != ITEM_ID), None)
+    if column is None:
+        return ()
+    names = dict(zip(items[ITEM_ID].cast(pl.String).to_list(), items[column].cast(pl.String).to_list(), strict=True))
+    return tuple(names.get(i) or "" for i in ids)
+
+
 def build(cfg: DataConfig, *, fingerprint: str = "", progress: bool = False) -> Prepared:
     """Prepare without the cache (see :func:`prepare`)."""
     say = _Progress(progress)
@@ -168,7 +183,7 @@ def build(cfg: DataConfig, *, fingerprint: str = "", progress: bool = False) -> 
         user_ids=user_ids, offsets=offsets, item_idx=item_idx, timestamps=timestamps, duration=duration,
         session=frame[SESSION].to_numpy().astype(np.int64), categorical=categorical, numeric=numeric,
         split=split, spec=spec, item_vocab=item_vocab, label_vocabs=vocabs, duration_median=median,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint, item_names=_item_names(raw.items, item_vocab.ids),
     )
     stats: dict[str, Any] = {
         "items_after_clean": int(frame[ITEM_ID].n_unique()),

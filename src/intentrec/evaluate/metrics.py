@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 import torch
 
 from intentrec.vocab import PAD_IDX
@@ -37,7 +38,6 @@ __all__ = [
     "summarize",
 ]
 
-_CHUNK_ELEMENTS = 1 << 22  # cap on the (rows, C, C) comparison block of the multi-label metrics
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -276,18 +276,24 @@ def _multilabel_inputs(scores: Any, targets: Any) -> tuple[np.ndarray, np.ndarra
 def _label_counts(s: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For every (row, class c): #classes j with s_j >= s_c, and #true classes j with s_j >= s_c.
 
-    Both include c itself; ties count against the model (as in item ranking). Computed in row chunks so
-    the (rows, C, C) comparison stays below ``_CHUNK_ELEMENTS``.
+    Both include c itself; ties count against the model (as in item ranking). The first comes from a
+    per-row "min" rank (O(C log C) per row); the second is only filled at true classes (0 elsewhere) from a
+    (rows, L, L) comparison among the few true labels of each row.
     """
     n_rows, n_classes = s.shape
-    at_or_above = np.zeros((n_rows, n_classes), dtype=np.int64)  # (P, C')
+    if n_rows == 0 or n_classes == 0:
+        return np.zeros((n_rows, n_classes), np.int64), np.zeros((n_rows, n_classes), np.int64)
+    below = rankdata(s, method="min", axis=1).astype(np.int64) - 1  # (P, C') classes scoring strictly lower
+    at_or_above = n_classes - below  # (P, C')
     true_at_or_above = np.zeros((n_rows, n_classes), dtype=np.int64)  # (P, C')
-    step = max(1, _CHUNK_ELEMENTS // max(1, n_classes * n_classes))
-    for start in range(0, n_rows, step):
-        rows = slice(start, start + step)
-        ge = s[rows, None, :] >= s[rows, :, None]  # (b, C', C'): [b, c, j] = s_j >= s_c
-        at_or_above[rows] = ge.sum(axis=2)  # (b, C')
-        true_at_or_above[rows] = (ge & true[rows, None, :]).sum(axis=2)  # (b, C')
+    width = int(true.sum(axis=1).max())
+    if width:
+        order = np.argsort(~true, axis=1, kind="stable")[:, :width]  # (P, L) true classes first
+        is_true = np.take_along_axis(true, order, axis=1)  # (P, L)
+        ts = np.take_along_axis(s, order, axis=1)  # (P, L)
+        ge = (ts[:, None, :] >= ts[:, :, None]) & is_true[:, None, :]  # (P, L, L): [p, c, j] = s_j >= s_c
+        counts = np.where(is_true, ge.sum(axis=2), 0)  # (P, L)
+        np.put_along_axis(true_at_or_above, order, counts, axis=1)
     return at_or_above, true_at_or_above
 
 

@@ -11,7 +11,7 @@ from intentrec.features.collate import Example
 from intentrec.structs import EncodedSequences
 from intentrec.vocab import UNK_IDX
 
-__all__ = ["EvalTargets", "TrainingWindows", "duration_weights", "example_from_events"]
+__all__ = ["EvalTargets", "TrainingWindows", "bucketed_batches", "duration_weights", "example_from_events"]
 
 DurationMode = Literal["target", "input", "none"]
 
@@ -112,9 +112,14 @@ class TrainingWindows(Dataset[Example]):
         return example_from_events(self.data, u, start, end, "all", self.duration_mode)
 
     @property
+    def lengths(self) -> np.ndarray:
+        """(W,) input length of every window."""
+        return self.windows[:, 2] - self.windows[:, 1] - 1
+
+    @property
     def n_targets(self) -> int:
         """Number of training targets (positions with a next event)."""
-        return int((self.windows[:, 2] - self.windows[:, 1] - 1).sum())
+        return int(self.lengths.sum())
 
 
 class EvalTargets(Dataset[Example]):
@@ -131,3 +136,30 @@ class EvalTargets(Dataset[Example]):
     def __getitem__(self, i: int) -> Example:
         u, p = (int(x) for x in self.targets[i])
         return example_from_events(self.data, u, max(0, p - self.max_len), p + 1, "last", "none")
+
+
+def bucketed_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket_batches: int = 50
+) -> list[np.ndarray]:
+    """Shuffled batches of similar-length examples (length bucketing: far less padding).
+
+    Examples are shuffled, cut into chunks of ``batch_size * bucket_batches``, sorted by length inside each
+    chunk, split into batches, and the batches are shuffled again. Every example appears exactly once.
+
+    Args:
+        lengths: (W,) example lengths.
+        batch_size: examples per batch.
+        rng: the epoch's random generator.
+        bucket_batches: batches per sorting chunk (1 = plain shuffling).
+
+    Returns:
+        A list of (<= batch_size,) int64 index arrays.
+    """
+    perm = rng.permutation(lengths.shape[0])  # (W,)
+    chunk = batch_size * max(1, bucket_batches)
+    batches: list[np.ndarray] = []
+    for start in range(0, perm.shape[0], chunk):
+        idx = perm[start : start + chunk]
+        idx = idx[np.argsort(lengths[idx], kind="stable")]  # similar lengths side by side
+        batches.extend(idx[i : i + batch_size] for i in range(0, idx.shape[0], batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
