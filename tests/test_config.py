@@ -58,9 +58,9 @@ def test_yaml_and_toml_round_trip(tmp_path: Path) -> None:
 def test_overrides_are_parsed_as_yaml_and_validated(tmp_path: Path) -> None:
     cfg = load_config(REPO / "configs" / "tiny.yaml", ["train.epochs=7", "model.variant=V2", "eval.ks=[5,10]"])
     assert cfg.train.epochs == 7 and cfg.model.variant == "V2" and cfg.eval.ks == (5, 10)
-    with pytest.raises(ConfigError, match="train.epoch"):
+    with pytest.raises(ConfigError, match=r"train\.epoch"):
         load_config(REPO / "configs" / "tiny.yaml", ["train.epoch=7"])
-    with pytest.raises(ConfigError, match="key.path=value"):
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
         load_config(REPO / "configs" / "tiny.yaml", ["train.epochs"])
 
 

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 import torch
+from scipy.stats import rankdata
 
 from intentrec.vocab import PAD_IDX
 
