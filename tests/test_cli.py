@@ -90,3 +90,13 @@ def test_data_describe(tmp_path: Path) -> None:
     assert stats["users"] == 671 and stats["interactions"] > 0 and "genre" in stats["intents"]
     result = runner.invoke(app, ["data", "describe", "movielens"])
     assert result.exit_code == 0 and "sessions" in result.output
+
+
+def test_data_describe_by_adapter_name(shared_data: Path) -> None:
+    result = runner.invoke(app, ["data", "describe", "s3rec", "--path", str(shared_data / "amazon-yelp-lastfm-s3rec"),
+                                 "--name", "Beauty", "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    assert stats["users"] == 22363 and stats["interactions"] == 198502 and stats["timed"] is False
+    missing = runner.invoke(app, ["data", "describe", "trivago"])
+    assert missing.exit_code == 2 and "--path" in missing.output

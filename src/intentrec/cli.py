@@ -194,16 +194,28 @@ def recommend(
 
 @data_app.command("describe")
 def describe(
-    dataset: Annotated[str, typer.Argument(help="A config file, or `movielens` for the bundled data.")],
+    dataset: Annotated[
+        str, typer.Argument(help="A config file, or an adapter name: movielens, s3rec, trivago (with --path).")
+    ],
+    path: Annotated[str | None, typer.Option(help="Adapter input (file or folder); movielens: default bundled.")] = None,
+    name: Annotated[str | None, typer.Option(help="s3rec dataset name, e.g. Beauty.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Statistics: users, items, interactions, sessions, sequence lengths, intent label distributions."""
-    from intentrec.config import load_config
+    from intentrec.config import DataConfig, SourceConfig, load_config
     from intentrec.data import describe as describe_data
 
     try:
-        if dataset == "movielens":
+        if dataset == "movielens" and path is None:
             cfg = load_config(_packaged_config(QUICKSTART_CONFIG)).data
+        elif dataset in {"movielens", "s3rec", "trivago"}:
+            protocol = "leave-one-out" if dataset == "s3rec" else "temporal"  # s3rec files have no timestamps
+            cfg = DataConfig(
+                source=SourceConfig(adapter=dataset, path=path, name=name),  # type: ignore[arg-type]
+                split={"protocol": protocol},  # type: ignore[arg-type]
+            )
+            if dataset != "movielens" and path is None:
+                raise IntentRecError(f"`intentrec data describe {dataset}` needs --path (the dataset file or folder)")
         else:
             cfg = load_config(Path(dataset)).data
         stats = describe_data(cfg)

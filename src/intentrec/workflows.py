@@ -128,9 +128,11 @@ def _metrics_document(
     return doc
 
 
-def _save_per_target(path: Path, report: MetricReport) -> None:
+def _save_per_target(path: Path, report: MetricReport, data: EncodedSequences, targets: np.ndarray) -> None:
+    """Per-target metric values with who and where (user id, position) for paired significance tests."""
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **report.per_target)
+    users = np.asarray([data.user_ids[u] for u in targets[:, 0]], dtype=np.str_)
+    np.savez(tmp, allow_pickle=False, user_id=users, position=targets[:, 1], **report.per_target)
     tmp.replace(path)
 
 
@@ -239,7 +241,7 @@ def train(
     }
     atomic_write_text(run / "metrics_validation.json", json.dumps(val_doc, indent=2))
     atomic_write_text(run / METRICS_FILE, json.dumps(test_doc, indent=2))
-    _save_per_target(run / "per_target_test.npz", test_report)
+    _save_per_target(run / "per_target_test.npz", test_report, data, data.split.test_targets)
     return TrainOutcome(run, result, test_doc, val_doc, prepare_seconds)
 
 

@@ -1,0 +1,47 @@
+"""A run interrupted after an epoch and resumed ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intentrec import workflows
+from intentrec.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_at_epoch(n: int):  # type: ignore[no-untyped-def]
+    def log(message: str) -> None:
+        if message.startswith(f"epoch {n}:"):
+            raise _Crash(message)
+
+    return log
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    cfg = load_config(REPO / "configs" / "tiny.yaml",
+                      ["train.epochs=3", "train.patience=5", f"data.cache_dir={tmp_path / 'cache'}"])
+    straight = workflows.train(cfg, tmp_path / "straight", progress=False, log=lambda _: None)
+
+    with pytest.raises(_Crash):  # dies during epoch 3, after epoch 2's state was saved
+        workflows.train(cfg, tmp_path / "resumed", progress=False, log=_crash_at_epoch(3))
+    assert json.loads((tmp_path / "resumed" / "last" / "state.json").read_text())
+    resumed = workflows.train(cfg, tmp_path / "resumed", resume=True, progress=False, log=lambda _: None)
+
+    assert resumed.fit.epochs_run == straight.fit.epochs_run == 3
+    assert resumed.test["item"] == pytest.approx(straight.test["item"], abs=1e-6)
+    for name, metrics in straight.test["intents"].items():
+        assert resumed.test["intents"][name] == pytest.approx(metrics, abs=1e-6)
+    h1 = [json.loads(x) for x in (tmp_path / "straight" / "history.jsonl").read_text().splitlines()]
+    h2 = [json.loads(x) for x in (tmp_path / "resumed" / "history.jsonl").read_text().splitlines()]
+    assert [h["loss/total"] for h in h1] == pytest.approx([h["loss/total"] for h in h2], abs=1e-6)
+    per_target = np.load(tmp_path / "resumed" / "per_target_test.npz", allow_pickle=False)
+    assert per_target["ndcg@10"].shape == per_target["user_id"].shape == per_target["position"].shape
