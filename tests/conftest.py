@@ -16,3 +16,14 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real datasets not available: {path} is missing (set INTENTREC_SHARED_DATA to the folder)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():  # type: ignore[no-untyped-def]
+    """Tiny test models run fastest (and never oversubscribe the 2 CI cores) on one intra-op thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

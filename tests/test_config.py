@@ -92,3 +92,10 @@ def test_parse_duration() -> None:
     assert parse_duration(None) is None
     with pytest.raises(ValueError):
         parse_duration(-3)
+
+
+def test_bare_yaml_off_disables_the_short_term_window(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  variant: V0\n  horizon: off\n")
+    assert load_config(path).model.horizon_seconds is None
+    assert load_config(path, ["model.horizon=off"]).model.horizon_seconds is None

@@ -108,8 +108,8 @@ def quickstart(
         cfg = load_config(_packaged_config(QUICKSTART_CONFIG), set_ or [])
         console.print(f"[bold]intentrec quickstart[/]: {cfg.name} -> {out}")
         outcome = workflows.train(cfg, out, progress=progress, log=console.print)
-        console.print(_results_table(outcome.test, "Next-item prediction", f"IntentRec {cfg.model.variant}"))
-        intents = _intent_table(outcome.test, f"IntentRec {cfg.model.variant}")
+        console.print(_results_table(outcome.test, "Next-item prediction", cfg.model.label))
+        intents = _intent_table(outcome.test, cfg.model.label)
         if intents is not None:
             console.print(intents)
         art = workflows.load_run(out)
@@ -135,8 +135,8 @@ def train(
     try:
         cfg = load_config(config, set_ or [])
         outcome = workflows.train(cfg, out, resume=resume, progress=progress, log=console.print)
-        console.print(_results_table(outcome.test, f"{cfg.name}: next-item prediction", cfg.model.variant))
-        intents = _intent_table(outcome.test, cfg.model.variant)
+        console.print(_results_table(outcome.test, f"{cfg.name}: next-item prediction", cfg.model.label))
+        intents = _intent_table(outcome.test, cfg.model.label)
         if intents is not None:
             console.print(intents)
         console.print(f"metrics: {out / 'metrics.json'}")

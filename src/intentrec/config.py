@@ -291,8 +291,11 @@ class DataConfig(_Frozen):
 class ModelConfig(_Frozen):
     """IntentRec and its ablations (PAPER §3, §6.5; defaults PAPER §10 #4-#10)."""
 
+    architecture: Literal["intentrec", "sasrec", "gru", "lstm", "transformer"] = "intentrec"
+    """``intentrec`` (variants V0-V3 below) or a baseline of PAPER §6.3 in the same framework: ``sasrec`` (item ids
+    only, no intent heads), ``gru`` / ``lstm`` / ``transformer`` (item ids only, plus a linear head per intent)."""
     variant: Literal["V0", "V1", "V2", "V3"] = "V3"
-    """V0 item only; V1 one shared encoder with parallel heads; V2 separate encoders, hierarchical; V3 = V2 +
+    """IntentRec only. V0 item only; V1 one shared encoder with parallel heads; V2 separate encoders, hierarchical; V3 = V2 +
     short-term interest (full IntentRec)."""
     max_len: int = 100
     """n: input length (latest n interactions); longer training histories are cut into windows of n."""
@@ -328,6 +331,16 @@ class ModelConfig(_Frozen):
     heads: tuple[str, ...] | None = None
     """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
 
+    @field_validator("horizon", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: object) -> object:
+        # YAML 1.1 reads a bare `off` / `no` as False: treat it as the word the user wrote
+        if v is False:
+            return "off"
+        if v is True:
+            raise ValueError("expected a time span such as '1w', or 'off'")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
         for key in ("max_len", "d_model", "n_layers", "n_heads", "ffn_mult", "item_emb_dim", "cat_emb_dim",
@@ -342,6 +355,12 @@ class ModelConfig(_Frozen):
             raise ValueError("dropout must be in [0, 1)")
         parse_duration(self.horizon)
         return self
+
+    @property
+    def label(self) -> str:
+        """Human-readable model name, e.g. ``IntentRec V3`` or ``SASRec``."""
+        names = {"sasrec": "SASRec", "gru": "GRU", "lstm": "LSTM", "transformer": "Transformer"}
+        return f"IntentRec {self.variant}" if self.architecture == "intentrec" else names[self.architecture]
 
     @property
     def horizon_seconds(self) -> float | None:
@@ -453,7 +472,7 @@ class ExperimentConfig(_Frozen):
             unknown = [h for h in self.model.heads if h not in names]
             if unknown:
                 raise ValueError(f"model.heads names unknown intents {unknown}; configured intents: {sorted(names)}")
-        if self.model.variant != "V0" and not names:
+        if self.model.architecture == "intentrec" and self.model.variant != "V0" and not names:
             raise ValueError(
                 f"model.variant {self.model.variant} needs at least one intent in data.intents (or use variant V0)"
             )

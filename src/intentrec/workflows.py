@@ -118,7 +118,7 @@ def _metrics_document(
     doc.update(
         {
             "dataset": data.spec.dataset,
-            "model": cfg.model.variant,
+            "model": cfg.model.label,
             "n_targets": report.n_targets,
             "item": report.item,
             "intents": report.intents,
@@ -220,7 +220,7 @@ def train(
         return _evaluate(cfg, m, data, data.split.val_targets, label_counts).item
 
     steps = (len(windows) + cfg.train.batch_size - 1) // cfg.train.batch_size
-    log(f"model {cfg.model.variant}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}; "
+    log(f"model {cfg.model.label}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}; "
         f"{windows.n_targets:,} training targets in {len(windows):,} windows, {steps} steps/epoch")
     result = fit(model, make_batches, steps, IntentRecLoss(cfg.train.lambda_intent), validate, cfg.train, run,
                  resume=resume, progress=progress, log=log)

@@ -13,8 +13,10 @@ from __future__ import annotations
 from torch import nn
 
 from intentrec.config import ModelConfig
+from intentrec.errors import ConfigError
 from intentrec.structs import DataSpec
 
+from .baselines import RNNRec, SASRec, TransformerRec
 from .intentrec import IntentRec
 from .losses import IntentRecLoss, LossOutput, multi_positive_cross_entropy, weighted_cross_entropy
 
@@ -29,7 +31,12 @@ __all__ = [
 
 
 def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
-    """Build the model selected by ``cfg.variant`` (V0-V3: :class:`IntentRec`).
+    """Build the model selected by ``cfg.architecture`` (and, for IntentRec, ``cfg.variant``).
+
+    * ``intentrec`` — :class:`IntentRec` V0-V3 by ``cfg.variant``;
+    * ``sasrec`` — :class:`~intentrec.model.baselines.SASRec` (item head only);
+    * ``gru`` / ``lstm`` — :class:`~intentrec.model.baselines.RNNRec` with that cell, plus intent heads;
+    * ``transformer`` — :class:`~intentrec.model.baselines.TransformerRec`, plus intent heads.
 
     Args:
         cfg: model hyperparameters.
@@ -39,6 +46,18 @@ def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
         An initialised module with ``forward(batch) -> ModelOutput`` and ``score_items(hidden) -> logits``.
 
     Raises:
-        ConfigError: ``cfg.heads`` names unknown intents, or a variant with heads has no intents.
+        ConfigError: unknown ``cfg.architecture``; ``cfg.heads`` names unknown intents; or an IntentRec variant
+            with heads has no intents.
     """
-    return IntentRec(cfg, spec)
+    arch = cfg.architecture
+    if arch == "intentrec":
+        return IntentRec(cfg, spec)
+    if arch == "sasrec":
+        return SASRec(cfg, spec)
+    if arch == "gru" or arch == "lstm":
+        return RNNRec(cfg, spec, cell=arch)
+    if arch == "transformer":
+        return TransformerRec(cfg, spec)
+    raise ConfigError(
+        f"unknown model.architecture {arch!r}: use one of 'intentrec', 'sasrec', 'gru', 'lstm', 'transformer'"
+    )

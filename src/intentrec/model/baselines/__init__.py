@@ -1,0 +1,18 @@
+"""Baselines of PAPER §6.3 in the same framework as IntentRec: item ids in, ``ModelOutput`` out.
+
+Every baseline has IntentRec's interface — ``forward(batch) -> ModelOutput`` and ``score_items(hidden)`` with
+PAD and UNK masked — so :class:`~intentrec.model.losses.IntentRecLoss`, the trainer and the evaluator work
+unchanged. Select one with ``model.architecture`` (see :func:`intentrec.model.build_model`).
+
+* :class:`SASRec` — causal Transformer, item head only, full softmax CE (``sasrec``).
+* :class:`RNNRec` — GRU or LSTM with an item head and one linear head per intent (``gru``, ``lstm``).
+* :class:`TransformerRec` — causal Transformer with an item head and intent heads (``transformer``).
+"""
+
+from __future__ import annotations
+
+from .rnn import RNNRec
+from .sasrec import SASRec
+from .transformer import TransformerRec
+
+__all__ = ["RNNRec", "SASRec", "TransformerRec"]

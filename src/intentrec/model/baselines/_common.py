@@ -1,0 +1,127 @@
+"""Pieces shared by the baselines of PAPER §6.3 (item ids in, item head and optional intent heads out).
+
+* :func:`baseline_heads` — which intents get a linear head (``cfg.heads`` or every intent; none is allowed).
+* :class:`ItemPositionEmbedding` — item-id embedding (+ projection to D) + learned absolute position embedding,
+  the input of the Transformer baselines (SASRec, Transformer).
+* :class:`ItemScoreHead` — FC_item over the catalogue, ``tied`` or ``linear`` exactly as in IntentRec, so every
+  model in a comparison ranks items with the same kind of head.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from intentrec.config import ModelConfig
+from intentrec.structs import AttributeSpec, DataSpec, SequenceBatch
+
+from ..intentrec import N_MASKED_ITEMS, select_heads
+from ..layers import mask_leading_classes
+
+__all__ = ["ItemPositionEmbedding", "ItemScoreHead", "baseline_heads"]
+
+
+def baseline_heads(cfg: ModelConfig, spec: DataSpec) -> tuple[AttributeSpec, ...]:
+    """The intents that get a head in a baseline: ``cfg.heads`` in that order, or every intent of ``spec``.
+
+    Unlike IntentRec's :func:`~intentrec.model.intentrec.select_heads`, ``cfg.variant`` is ignored and a baseline
+    without intents (data without intents, or ``cfg.heads == ()``) is allowed: it predicts the next item only.
+
+    Args:
+        cfg: model hyperparameters (``heads``).
+        spec: data-derived sizes (``spec.intents``).
+
+    Returns:
+        The intents, in head order (possibly empty).
+
+    Raises:
+        ConfigError: ``cfg.heads`` names an attribute that is not an intent of ``spec``, or repeats a name.
+
+    Example:
+        >>> from intentrec.testing import random_spec, tiny_model_config
+        >>> [a.name for a in baseline_heads(tiny_model_config(), random_spec())]
+        ['action', 'genre']
+        >>> baseline_heads(tiny_model_config(heads=()), random_spec())
+        ()
+    """
+    if cfg.heads == () or (cfg.heads is None and not spec.intents):
+        return ()
+    # same validation and messages as IntentRec; V1 is a variant that has heads
+    return select_heads(cfg.model_copy(update={"variant": "V1"}), spec)
+
+
+class ItemPositionEmbedding(nn.Module):
+    """x_k = W · E_i[I_k] + P[pos_k]: the input of the Transformer baselines (item ids only, PAPER §6.3).
+
+    The item id is embedded to ``cfg.item_emb_dim`` (the table a tied item head shares) and mapped to
+    ``cfg.d_model`` by a Linear layer when the widths differ (identity when they are equal). The learned absolute
+    position embedding (``cfg.max_len`` entries) is indexed by ``batch.position``, counted from the row's first
+    real event, so extra left padding does not change it; positions >= ``max_len`` are clamped to the last entry.
+    Padding positions embed to zeros.
+
+    Args:
+        cfg: hyperparameters (``item_emb_dim``, ``d_model``, ``max_len``).
+        spec: data sizes (``n_items``).
+
+    Attributes:
+        item_embedding: the (I, item_emb_dim) item-id embedding, row 0 (PAD) zero.
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: DataSpec) -> None:
+        super().__init__()
+        self.item_embedding = nn.Embedding(spec.n_items, cfg.item_emb_dim, padding_idx=0)
+        self.input_proj: nn.Module = (
+            nn.Identity() if cfg.item_emb_dim == cfg.d_model else nn.Linear(cfg.item_emb_dim, cfg.d_model)
+        )
+        self.position_embedding = nn.Embedding(cfg.max_len, cfg.d_model)
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        """Embed the item ids and positions of ``batch``.
+
+        Returns:
+            (B, n, d_model) float, zero at padding.
+        """
+        x = self.input_proj(self.item_embedding(batch.item_idx))  # (B, n, D)
+        pos = batch.position.clamp(0, self.position_embedding.num_embeddings - 1)  # (B, n)
+        x = x + self.position_embedding(pos)  # (B, n, D)
+        return x * batch.valid[..., None].to(x.dtype)  # (B, n, D), zero at padding
+
+
+class ItemScoreHead(nn.Module):
+    """FC_item, the same head as IntentRec's (PAPER §3.2 step 10): PAD and UNK columns masked.
+
+    ``linear``: Linear(d_in, I). ``tied``: Linear(d_in, item_emb_dim), then the dot product with every row of the
+    model's item-id embedding plus a per-item bias. The embedding is passed to :meth:`forward`, not stored here,
+    so a tied model registers it once.
+
+    Args:
+        cfg: hyperparameters (``item_head``, ``item_emb_dim``).
+        spec: data sizes (``n_items``).
+        d_in: width of the hidden rows it scores.
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, d_in: int) -> None:
+        super().__init__()
+        self.kind = cfg.item_head
+        if cfg.item_head == "tied":
+            self.item_proj = nn.Linear(d_in, cfg.item_emb_dim)
+            self.item_bias = nn.Parameter(torch.zeros(spec.n_items))
+        else:
+            self.item_out = nn.Linear(d_in, spec.n_items)
+
+    def forward(self, hidden: torch.Tensor, item_embedding: nn.Embedding) -> torch.Tensor:
+        """Score the catalogue.
+
+        Args:
+            hidden: (..., d_in) hidden rows.
+            item_embedding: the model's (I, item_emb_dim) item-id embedding (read only by the tied head).
+
+        Returns:
+            (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
+        """
+        if self.kind == "tied":
+            query = self.item_proj(hidden)  # (..., item_emb_dim)
+            logits = nn.functional.linear(query, item_embedding.weight, self.item_bias)  # (..., I)
+        else:
+            logits = self.item_out(hidden)  # (..., I)
+        return mask_leading_classes(logits, N_MASKED_ITEMS)  # (..., I)
