@@ -33,7 +33,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_a_complete_run(tiny_run: Path) -> None:
     for name in ("config.json", "data_spec.json", "vocabs.json", "model.safetensors", "history.jsonl",
-                 "metrics.json", "metrics_validation.json", "per_target_test.npz", "last/manifest.json"):
+                 "metrics.json", "metrics_validation.json", "per_target_test.npz", "last/manifest.json", "training_curves.png"):
         assert (tiny_run / name).is_file(), name
     doc = json.loads((tiny_run / "metrics.json").read_text())
     assert doc["split"] == "test" and doc["protocol"] == "leave-one-out"

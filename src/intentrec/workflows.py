@@ -34,6 +34,7 @@ from intentrec.model import build_model
 from intentrec.model.losses import IntentRecLoss
 from intentrec.structs import AttributeSpec, DataSpec, EncodedSequences, SequenceBatch
 from intentrec.train.checkpoint import atomic_write_text, load_model_weights
+from intentrec.train.curves import matplotlib_available, plot_history
 from intentrec.train.loop import BEST_WEIGHTS, FitResult, fit, resolve_device, seed_everything
 from intentrec.vocab import vocabs_to_json
 
@@ -225,6 +226,8 @@ def train(
     result = fit(model, make_batches, steps, IntentRecLoss(cfg.train.lambda_intent), validate, cfg.train, run,
                  resume=resume, progress=progress, log=log)
 
+    if matplotlib_available() and result.history:
+        plot_history(result.history, run / "training_curves.png", f"{cfg.name}: {cfg.model.label}")
     load_model_weights(model, run / BEST_WEIGHTS)
     val_report = _evaluate(cfg, model, data, data.split.val_targets, label_counts)
     test_report = _evaluate(cfg, model, data, data.split.test_targets, label_counts)
