@@ -23,19 +23,15 @@ No intent heads: ``intent_logits`` is empty and the fusion outputs are None (SAS
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
 from intentrec.config import ModelConfig
-from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
+from intentrec.structs import DataSpec
 
-from ..layers import CausalEncoder, causal_mask, init_weights
-from ._common import ItemPositionEmbedding, ItemScoreHead
+from .transformer import TransformerRec
 
 __all__ = ["SASRec"]
 
 
-class SASRec(nn.Module):
+class SASRec(TransformerRec):
     """SASRec with a full-softmax item head (see the module docstring).
 
     Args:
@@ -48,42 +44,4 @@ class SASRec(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, spec: DataSpec) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.spec = spec
-        self.head_names: tuple[str, ...] = ()
-        self.embedder = ItemPositionEmbedding(cfg, spec)
-        self.input_dropout = nn.Dropout(cfg.dropout)
-        self.encoder = CausalEncoder(cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.ffn_mult, cfg.dropout)
-        self.item_output = ItemScoreHead(cfg, spec, cfg.d_model)
-        self.apply(init_weights)
-
-    @property
-    def item_embedding(self) -> nn.Embedding:
-        """The (I, item_emb_dim) item-id embedding of the input (shared with a tied item head)."""
-        return self.embedder.item_embedding
-
-    def forward(self, batch: SequenceBatch) -> ModelOutput:
-        """Run the model on a left-padded batch.
-
-        Args:
-            batch: inputs (``item_idx``, ``valid``, ``position``); targets are not read.
-
-        Returns:
-            :class:`ModelOutput` with ``item_hidden`` (B, n, d_model), empty ``intent_logits`` and None fusion
-            outputs. Values at padding positions are finite and meaningless.
-        """
-        x = self.input_dropout(self.embedder(batch))  # (B, n, D)
-        hidden = self.encoder(x, causal_mask(batch.valid))  # (B, n, D)
-        return ModelOutput(item_hidden=hidden, intent_logits={}, intent_attention=None, intent_embedding=None)
-
-    def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
-        """Scores over the whole catalogue, PAD and UNK masked.
-
-        Args:
-            item_hidden: (..., D) rows of ``ModelOutput.item_hidden``.
-
-        Returns:
-            (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
-        """
-        return self.item_output(item_hidden, self.item_embedding)  # (..., I)
+        super().__init__(cfg, spec, with_intent_heads=False)

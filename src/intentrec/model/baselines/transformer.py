@@ -35,6 +35,7 @@ class TransformerRec(nn.Module):
         cfg: hyperparameters (``d_model``, ``n_layers``, ``n_heads``, ``ffn_mult``, ``dropout``,
             ``item_emb_dim``, ``max_len``, ``item_head``, ``heads``); ``variant`` is ignored.
         spec: data-derived sizes (``n_items`` and the intents; attributes are never inputs).
+        with_intent_heads: False gives SASRec (item head only).
 
     Raises:
         ConfigError: ``cfg.heads`` names an attribute that is not an intent of ``spec``, or repeats a name.
@@ -43,11 +44,11 @@ class TransformerRec(nn.Module):
         head_names: intent heads in the order of ``intent_logits`` (empty when the data has no intents).
     """
 
-    def __init__(self, cfg: ModelConfig, spec: DataSpec) -> None:
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, *, with_intent_heads: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
         self.spec = spec
-        heads = baseline_heads(cfg, spec)
+        heads = baseline_heads(cfg, spec) if with_intent_heads else ()
         self.head_names = tuple(a.name for a in heads)
         self.embedder = ItemPositionEmbedding(cfg, spec)
         self.input_dropout = nn.Dropout(cfg.dropout)
