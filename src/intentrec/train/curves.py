@@ -1,4 +1,4 @@
-"""Training curves: one PNG with the loss parts and the validation metrics per epoch (needs matplotlib)."""
+"""Training curves: one PNG with the loss parts and the validation metrics per epoch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["matplotlib_available", "plot_history"]
 
 
 def matplotlib_available() -> bool:
-    """Whether the optional plotting dependency is installed (``pip install intentrec[analysis]``)."""
+    """Whether matplotlib can be imported (a core dependency; checked so a broken install still trains)."""
     return importlib.util.find_spec("matplotlib") is not None
 
 
