@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
     "overrides",
     [["model.variant=V0"], ["model.variant=V1"], ["model.variant=V2"], ["model.architecture=sasrec"],
      ["model.architecture=gru"], ["model.architecture=lstm"], ["model.architecture=transformer"],
+     ["model.architecture=transact", "model.transact_window=30d"],
      ["model.heads=[recency]", "model.horizon=off"]],
     ids=lambda o: ",".join(o),
 )

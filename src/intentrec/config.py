@@ -291,9 +291,10 @@ class DataConfig(_Frozen):
 class ModelConfig(_Frozen):
     """IntentRec and its ablations (PAPER §3, §6.5; defaults PAPER §10 #4-#10)."""
 
-    architecture: Literal["intentrec", "sasrec", "gru", "lstm", "transformer"] = "intentrec"
+    architecture: Literal["intentrec", "sasrec", "gru", "lstm", "transformer", "transact"] = "intentrec"
     """``intentrec`` (variants V0-V3 below) or a baseline of PAPER §6.3 in the same framework: ``sasrec`` (item ids
-    only, no intent heads), ``gru`` / ``lstm`` / ``transformer`` (item ids only, plus a linear head per intent)."""
+    only, no intent heads), ``gru`` / ``lstm`` / ``transformer`` (item ids only, plus a linear head per intent),
+    ``transact`` (TransAct adapted to next item + intents, PAPER §8, §10 #18: item id ⊕ interaction metadata)."""
     variant: Literal["V0", "V1", "V2", "V3"] = "V3"
     """IntentRec only. V0 item only; V1 one shared encoder with parallel heads; V2 separate encoders, hierarchical; V3 = V2 +
     short-term interest (full IntentRec)."""
@@ -330,8 +331,14 @@ class ModelConfig(_Frozen):
     product with the item-id embeddings (+ bias)."""
     heads: tuple[str, ...] | None = None
     """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
+    transact_window: str | float = "24h"
+    """TransAct only: maximum of the random time-window mask (PAPER §8.6, §10 #18). In training each sequence draws
+    r ~ U[0, window] per forward pass and position k ignores earlier events less than r before T_k; never applied at
+    evaluation, nor on untimed data. ``off`` disables it."""
+    transact_k: int = 10
+    """TransAct only: K of the first-K + max-pool read-out (the K most recent encoder outputs, PAPER §8.7)."""
 
-    @field_validator("horizon", mode="before")
+    @field_validator("horizon", "transact_window", mode="before")
     @classmethod
     def _yaml_off(cls, v: object) -> object:
         # YAML 1.1 reads a bare `off` / `no` as False: treat it as the word the user wrote
@@ -344,7 +351,7 @@ class ModelConfig(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
         for key in ("max_len", "d_model", "n_layers", "n_heads", "ffn_mult", "item_emb_dim", "cat_emb_dim",
-                    "d_proj", "d_short", "short_heads", "short_window_events", "gap_buckets"):
+                    "d_proj", "d_short", "short_heads", "short_window_events", "gap_buckets", "transact_k"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1")
         if self.d_model % self.n_heads:
@@ -354,12 +361,14 @@ class ModelConfig(_Frozen):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
         parse_duration(self.horizon)
+        parse_duration(self.transact_window)
         return self
 
     @property
     def label(self) -> str:
         """Human-readable model name, e.g. ``IntentRec V3`` or ``SASRec``."""
-        names = {"sasrec": "SASRec", "gru": "GRU", "lstm": "LSTM", "transformer": "Transformer"}
+        names = {"sasrec": "SASRec", "gru": "GRU", "lstm": "LSTM", "transformer": "Transformer",
+                 "transact": "TransAct"}
         return f"IntentRec {self.variant}" if self.architecture == "intentrec" else names[self.architecture]
 
     @property

@@ -16,7 +16,7 @@ from intentrec.config import ModelConfig
 from intentrec.errors import ConfigError
 from intentrec.structs import DataSpec
 
-from .baselines import RNNRec, SASRec, TransformerRec
+from .baselines import RNNRec, SASRec, TransAct, TransformerRec
 from .intentrec import IntentRec
 from .losses import IntentRecLoss, LossOutput, multi_positive_cross_entropy, weighted_cross_entropy
 
@@ -36,7 +36,8 @@ def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
     * ``intentrec`` — :class:`IntentRec` V0-V3 by ``cfg.variant``;
     * ``sasrec`` — :class:`~intentrec.model.baselines.SASRec` (item head only);
     * ``gru`` / ``lstm`` — :class:`~intentrec.model.baselines.RNNRec` with that cell, plus intent heads;
-    * ``transformer`` — :class:`~intentrec.model.baselines.TransformerRec`, plus intent heads.
+    * ``transformer`` — :class:`~intentrec.model.baselines.TransformerRec`, plus intent heads;
+    * ``transact`` — :class:`~intentrec.model.baselines.TransAct` (item id ⊕ metadata), plus intent heads.
 
     Args:
         cfg: model hyperparameters.
@@ -58,6 +59,9 @@ def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
         return RNNRec(cfg, spec, cell=arch)
     if arch == "transformer":
         return TransformerRec(cfg, spec)
+    if arch == "transact":
+        return TransAct(cfg, spec)
     raise ConfigError(
-        f"unknown model.architecture {arch!r}: use one of 'intentrec', 'sasrec', 'gru', 'lstm', 'transformer'"
+        f"unknown model.architecture {arch!r}: use one of 'intentrec', 'sasrec', 'gru', 'lstm', 'transformer', "
+        "'transact'"
     )

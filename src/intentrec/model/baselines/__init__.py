@@ -7,12 +7,15 @@ unchanged. Select one with ``model.architecture`` (see :func:`intentrec.model.bu
 * :class:`SASRec` — causal Transformer, item head only, full softmax CE (``sasrec``).
 * :class:`RNNRec` — GRU or LSTM with an item head and one linear head per intent (``gru``, ``lstm``).
 * :class:`TransformerRec` — causal Transformer with an item head and intent heads (``transformer``).
+* :class:`TransAct` — TransAct over item id ⊕ metadata, first-K + max-pool read-out, item + intent heads
+  (``transact``).
 """
 
 from __future__ import annotations
 
 from .rnn import RNNRec
 from .sasrec import SASRec
+from .transact import TransAct
 from .transformer import TransformerRec
 
-__all__ = ["RNNRec", "SASRec", "TransformerRec"]
+__all__ = ["RNNRec", "SASRec", "TransAct", "TransformerRec"]
