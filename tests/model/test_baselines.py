@@ -16,7 +16,7 @@ from intentrec.model import IntentRecLoss, build_model
 from intentrec.model.baselines import RNNRec, SASRec, TransformerRec
 from intentrec.model.layers import MASKED_LOGIT
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
-from intentrec.testing import random_batch, random_spec, tiny_model_config, with_left_padding
+from intentrec.testing import overfit, random_batch, random_spec, tiny_model_config, with_left_padding
 
 ARCHITECTURES = ("sasrec", "gru", "lstm", "transformer")
 WITH_HEADS = ("gru", "lstm", "transformer")
@@ -212,27 +212,8 @@ def test_tiny_model_overfits(architecture: str, item_head: str) -> None:
     spec = random_spec(n_items=30)
     batch = random_batch(spec, 8, 10, seed=0, pad_left=[0, 0, 1, 2, 0, 3, 0, 1])
     model = build_model(tiny_model_config(architecture=architecture, item_head=item_head), spec)
-    loss_fn = IntentRecLoss(0.3)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = None
-    for _ in range(150):
-        loss = loss_fn(model, model(batch), batch)
-        optimizer.zero_grad()
-        loss.total.backward()
-        optimizer.step()
-        if first is None:
-            first = loss.total.item()
-    assert first is not None
-
-    model.eval()
-    with torch.no_grad():
-        out = model(batch)
-        final = loss_fn(model, out, batch).total.item()
-        sel = batch.target_item > 0
-        predicted = model.score_items(out.item_hidden[sel]).argmax(dim=-1)
-        item_acc = (predicted == batch.target_item[sel]).float().mean().item()
-    assert final < 0.2 * first, (first, final)
-    assert item_acc > 0.9, item_acc
+    result = overfit(model, batch, steps=150)
+    assert result.eval_loss < 0.2 * result.first_loss, result
+    assert result.item_accuracy > 0.9, result
     if architecture in WITH_HEADS:
-        action = out.intent_logits["action"][sel].argmax(dim=-1)
-        assert (action == batch.target_intents["action"][sel]).float().mean().item() > 0.9
+        assert result.intent_accuracy["action"] > 0.9, result

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from intentrec.model import IntentRecLoss, build_model
-from intentrec.testing import random_batch, random_spec, tiny_model_config
+from intentrec.model import build_model
+from intentrec.testing import overfit, random_batch, random_spec, tiny_model_config
 
 
 @pytest.mark.parametrize(
@@ -17,27 +17,8 @@ def test_tiny_model_overfits(variant: str, item_head: str) -> None:
     spec = random_spec(n_items=30)
     batch = random_batch(spec, 8, 10, seed=0, pad_left=[0, 0, 1, 2, 0, 3, 0, 1])
     model = build_model(tiny_model_config(variant=variant, item_head=item_head), spec)
-    loss_fn = IntentRecLoss(0.3)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = None
-    for _ in range(200):
-        loss = loss_fn(model, model(batch), batch)
-        optimizer.zero_grad()
-        loss.total.backward()
-        optimizer.step()
-        if first is None:
-            first = loss.total.item()
-    assert first is not None
-
-    model.eval()
-    with torch.no_grad():
-        out = model(batch)
-        final = loss_fn(model, out, batch).total.item()
-        sel = batch.target_item > 0
-        predicted = model.score_items(out.item_hidden[sel]).argmax(dim=-1)
-        item_acc = (predicted == batch.target_item[sel]).float().mean().item()
-    assert final < 0.1 * first
-    assert item_acc > 0.97
+    result = overfit(model, batch, steps=200)
+    assert result.eval_loss < 0.1 * result.first_loss
+    assert result.item_accuracy > 0.97
     if variant != "V0":
-        action = out.intent_logits["action"][sel].argmax(dim=-1)
-        assert (action == batch.target_intents["action"][sel]).float().mean().item() > 0.97
+        assert result.intent_accuracy["action"] > 0.97

@@ -16,7 +16,7 @@ from intentrec.model.baselines import TransAct
 from intentrec.model.baselines.transact import random_time_window_mask
 from intentrec.model.layers import MASKED_LOGIT, causal_mask
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
-from intentrec.testing import random_batch, random_spec, tiny_model_config, with_left_padding
+from intentrec.testing import overfit, random_batch, random_spec, tiny_model_config, with_left_padding
 
 B, N = 3, 12
 
@@ -192,30 +192,9 @@ def test_tiny_model_overfits(window: str) -> None:
     spec = random_spec(n_items=30)
     batch = random_batch(spec, 8, 10, seed=0, pad_left=[0, 0, 1, 2, 0, 3, 0, 1])
     model = build_model(tiny_model_config(architecture="transact", transact_k=4, transact_window=window), spec)
-    loss_fn = IntentRecLoss(0.3)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = last = None
-    for _ in range(150):
-        loss = loss_fn(model, model(batch), batch)
-        optimizer.zero_grad()
-        loss.total.backward()
-        optimizer.step()
-        last = loss.total.item()
-        if first is None:
-            first = last
-    assert first is not None and last is not None
+    result = overfit(model, batch, steps=150)
     if window != "off":
-        assert last < 0.2 * first, (first, last)
+        assert result.last_train_loss < 0.2 * result.first_loss, result
         return
-
-    model.eval()
-    with torch.no_grad():
-        out = model(batch)
-        final = loss_fn(model, out, batch).total.item()
-        sel = batch.target_item > 0
-        predicted = model.score_items(out.item_hidden[sel]).argmax(dim=-1)
-        item_acc = (predicted == batch.target_item[sel]).float().mean().item()
-        action = out.intent_logits["action"][sel].argmax(dim=-1)
-        action_acc = (action == batch.target_intents["action"][sel]).float().mean().item()
-    assert final < 0.2 * first, (first, final)
-    assert item_acc > 0.9 and action_acc > 0.9, (item_acc, action_acc)
+    assert result.eval_loss < 0.2 * result.first_loss, result
+    assert result.item_accuracy > 0.9 and result.intent_accuracy["action"] > 0.9, result
