@@ -42,6 +42,7 @@ __all__ = [
     "Recommendation",
     "RunArtifacts",
     "evaluate_run",
+    "evaluate_split",
     "load_run",
     "recommend",
     "train",
@@ -290,14 +291,19 @@ def load_run(run_dir: str | Path, *, progress: bool = False) -> RunArtifacts:
     return RunArtifacts(cfg, data, model)
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Re-evaluate a finished run on ``split`` (``test`` or ``validation``) and return the metrics document."""
-    art = load_run(run_dir)
+def evaluate_split(art: RunArtifacts, split: str = "test") -> MetricReport:
+    """Evaluate a loaded run on ``split`` (``test`` or ``validation``); per-target values in target order."""
     if split not in {"test", "validation"}:
         raise ConfigError(f"unknown split {split!r}: use 'test' or 'validation'")
     targets = art.data.split.test_targets if split == "test" else art.data.split.val_targets
-    counts = intent_label_counts(art.data)
-    report = _evaluate(art.cfg, art.model, art.data, targets, counts)
+    return _evaluate(art.cfg, art.model, art.data, targets, intent_label_counts(art.data))
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Re-evaluate a finished run on ``split`` (``test`` or ``validation``) and return the metrics document."""
+    art = load_run(run_dir)
+    report = evaluate_split(art, split)
+    targets = art.data.split.test_targets if split == "test" else art.data.split.val_targets
     pop = evaluate_popularity(art.data, targets, exclude_seen=_exclude_seen(art.cfg, art.data.spec),
                               ks=art.cfg.eval.ks, intent_topk=art.cfg.eval.intent_topk)
     return _metrics_document(art.cfg, art.data, split, report, pop)
