@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from intentrec.config import ModelConfig
-from intentrec.structs import AttributeSpec, DataSpec, SequenceBatch
+from intentrec.structs import AttributeSpec, DataSpec, ModelOutput, SequenceBatch
 
-from ..intentrec import N_MASKED_ITEMS, select_heads
+from ..intentrec import N_MASKED_ITEMS, IntentHeads, select_heads
 from ..layers import mask_leading_classes
 
 __all__ = ["ItemPositionEmbedding", "ItemScoreHead", "baseline_heads"]
@@ -125,3 +125,30 @@ class ItemScoreHead(nn.Module):
         else:
             logits = self.item_out(hidden)  # (..., I)
         return mask_leading_classes(logits, N_MASKED_ITEMS)  # (..., I)
+
+
+class BaselineModel(nn.Module):
+    """Shared output side of the baselines: the item head, optional parallel intent heads, no fusion.
+
+    Subclasses set ``item_output`` (:class:`ItemScoreHead`), ``intent_heads`` (or None) and expose an
+    ``item_embedding`` table (attribute or property).
+    """
+
+    item_output: ItemScoreHead
+    intent_heads: IntentHeads | None
+
+    def heads_output(self, hidden: torch.Tensor) -> ModelOutput:
+        """Wrap the per-position representation (B, n, D): intent logits from the heads, no fusion outputs."""
+        logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
+        return ModelOutput(item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None)
+
+    def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
+        """Scores over the whole catalogue, PAD and UNK masked.
+
+        Args:
+            item_hidden: (..., D) rows of ``ModelOutput.item_hidden``.
+
+        Returns:
+            (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
+        """
+        return self.item_output(item_hidden, self.item_embedding)  # (..., I)

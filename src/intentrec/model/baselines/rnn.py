@@ -34,7 +34,7 @@ from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import IntentHeads
 from ..layers import init_weights
-from ._common import ItemScoreHead, baseline_heads
+from ._common import BaselineModel, ItemScoreHead, baseline_heads
 
 __all__ = ["RNNRec", "left_to_right_aligned"]
 
@@ -68,7 +68,7 @@ def left_to_right_aligned(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return to_right, to_left
 
 
-class RNNRec(nn.Module):
+class RNNRec(BaselineModel):
     """A GRU or LSTM over item ids with an item head and one linear head per intent (see the module docstring).
 
     Args:
@@ -130,16 +130,5 @@ class RNNRec(nn.Module):
         D = states.shape[-1]
         states = states.gather(1, to_left[..., None].expand(-1, -1, D))  # (B, n, D) back to left-padded columns
         hidden = self.norm(states)  # (B, n, D)
-        logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
-        return ModelOutput(item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None)
+        return self.heads_output(hidden)
 
-    def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
-        """Scores over the whole catalogue, PAD and UNK masked.
-
-        Args:
-            item_hidden: (..., D) rows of ``ModelOutput.item_hidden``.
-
-        Returns:
-            (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
-        """
-        return self.item_output(item_hidden, self.item_embedding)  # (..., I)

@@ -37,7 +37,7 @@ from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import IntentHeads
 from ..layers import CausalEncoder, FeatureEmbedder, causal_mask, init_weights
-from ._common import ItemScoreHead, baseline_heads
+from ._common import BaselineModel, ItemScoreHead, baseline_heads
 
 __all__ = ["MLP_HIDDEN", "TransAct", "random_time_window_mask"]
 
@@ -75,7 +75,7 @@ def random_time_window_mask(
     return causal_mask(valid) & (old_enough | diagonal[None, :, :])[:, None, :, :]  # (B, 1, n, n)
 
 
-class TransAct(nn.Module):
+class TransAct(BaselineModel):
     """TransAct over item id ⊕ interaction metadata, with an item head and one head per intent (module docstring).
 
     Args:
@@ -175,18 +175,5 @@ class TransAct(nn.Module):
         x = self.input_dropout(x * batch.valid[..., None].to(x.dtype))  # (B, n, D), zero at padding
         hidden = self.encoder(x, self.attention_mask(batch))  # (B, n, D)
         item_hidden = self.mlp(self.read_out(hidden, batch.valid))  # (B, n, D)
-        logits = {} if self.intent_heads is None else self.intent_heads(item_hidden)  # name -> (B, n, d_i)
-        return ModelOutput(
-            item_hidden=item_hidden, intent_logits=logits, intent_attention=None, intent_embedding=None
-        )
+        return self.heads_output(item_hidden)
 
-    def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
-        """Scores over the whole catalogue, PAD and UNK masked.
-
-        Args:
-            item_hidden: (..., D) rows of ``ModelOutput.item_hidden``.
-
-        Returns:
-            (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
-        """
-        return self.item_output(item_hidden, self.item_embedding)  # (..., I)

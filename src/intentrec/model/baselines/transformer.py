@@ -15,7 +15,6 @@ back into the item path (no fusion: ``intent_attention`` and ``intent_embedding`
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from intentrec.config import ModelConfig
@@ -23,12 +22,12 @@ from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import IntentHeads
 from ..layers import CausalEncoder, causal_mask, init_weights
-from ._common import ItemPositionEmbedding, ItemScoreHead, baseline_heads
+from ._common import BaselineModel, ItemPositionEmbedding, ItemScoreHead, baseline_heads
 
 __all__ = ["TransformerRec"]
 
 
-class TransformerRec(nn.Module):
+class TransformerRec(BaselineModel):
     """A causal Transformer over item ids with an item head and one linear head per intent.
 
     Args:
@@ -75,16 +74,5 @@ class TransformerRec(nn.Module):
         """
         x = self.input_dropout(self.embedder(batch))  # (B, n, D)
         hidden = self.encoder(x, causal_mask(batch.valid))  # (B, n, D)
-        logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
-        return ModelOutput(item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None)
+        return self.heads_output(hidden)
 
-    def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
-        """Scores over the whole catalogue, PAD and UNK masked.
-
-        Args:
-            item_hidden: (..., D) rows of ``ModelOutput.item_hidden``.
-
-        Returns:
-            (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
-        """
-        return self.item_output(item_hidden, self.item_embedding)  # (..., I)
