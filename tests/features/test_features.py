@@ -148,3 +148,8 @@ def test_bucketed_batches_cover_every_example_once_with_similar_lengths() -> Non
     assert spread < 10  # plain shuffling gives a spread of ~45 per batch
     again = bucketed_batches(lengths, 32, np.random.default_rng(1), bucket_batches=10)
     assert all((a == b).all() for a, b in zip(batches, again, strict=True))
+
+
+def test_window_start_boundary_follows_the_definition_despite_rounding() -> None:
+    ts = np.array([0.001, 64.001])  # 64.001 - 64.0 rounds above 0.001, yet T_1 - T_0 == 64.0 <= H
+    assert window_starts(ts, 64.0, True, 10).tolist() == _brute_force_starts(ts, 64.0) == [0, 0]

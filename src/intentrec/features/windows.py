@@ -39,7 +39,14 @@ def window_starts(
         return np.zeros(n, dtype=np.int64)
     # earliest i with T_i >= T_k - H; timestamps are sorted, so a binary search per position
     starts = np.searchsorted(timestamps, timestamps - horizon_seconds, side="left").astype(np.int64)  # (n,)
-    return np.minimum(starts, k)
+    starts = np.minimum(starts, k)
+    # T_k - H is rounded: settle the boundary on the definition T_k - T_i <= H itself (ties move as a block)
+    prev = np.maximum(starts - 1, 0)  # (n,)
+    back = (starts > 0) & (timestamps - timestamps[prev] <= horizon_seconds)
+    starts = np.where(back, np.searchsorted(timestamps, timestamps[prev], side="left"), starts)
+    ahead = timestamps - timestamps[starts] > horizon_seconds
+    starts = np.where(ahead, np.searchsorted(timestamps, timestamps[starts], side="right"), starts)
+    return np.minimum(starts, k).astype(np.int64)
 
 
 def gap_buckets(timestamps: np.ndarray, n_buckets: int, timed: bool) -> np.ndarray:
