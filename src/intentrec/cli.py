@@ -1,4 +1,4 @@
-"""Command line: ``intentrec quickstart | data describe | train | evaluate | recommend``.
+"""Command line: ``intentrec quickstart | data describe | train | evaluate | recommend | benchmark | tune``.
 
 Thin: every command delegates to :mod:`intentrec.workflows` (or :mod:`intentrec.data` for statistics).
 """
@@ -190,6 +190,60 @@ def recommend(
         sys.stdout.write(json.dumps(asdict(rec), indent=2) + "\n")
     else:
         _print_recommendation(rec)
+
+
+@app.command()
+def benchmark(
+    suite: Annotated[Path, typer.Option("--suite", "-s", help="Suite YAML (benchmarks/smoke.yaml, paper.yaml, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (reused to resume).")],
+    only: Annotated[
+        list[str] | None, typer.Option(help="Glob over run keys dataset/model/seedK, e.g. 'movielens/*'.")
+    ] = None,
+    report_only: Annotated[bool, typer.Option(help="Only rebuild report.md and plots from results.json.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show training progress bars.")] = True,
+) -> None:
+    """Run a benchmark suite (models x datasets x seeds): results.json, report.md with PAPER Tables 1-3, plots."""
+    from intentrec.benchmark.report import write_report
+    from intentrec.benchmark.runner import RESULTS_FILE, run_suite
+
+    try:
+        if report_only:
+            results = out / RESULTS_FILE
+            if not results.is_file():
+                raise IntentRecError(f"{results} not found: run the suite first (without --report-only)")
+            doc = json.loads(results.read_text(encoding="utf-8"))
+        else:
+            doc = run_suite(suite, out, only=only, progress=progress, log=console.print)
+        report = write_report(doc, out)
+    except IntentRecError as err:
+        _fail(err)
+        return
+    failed = [k for k, r in doc["runs"].items() if r.get("status") == "failed"]
+    console.print(f"report: {report}; results: {out / RESULTS_FILE}")
+    if failed:
+        err_console.print(f"[bold red]{len(failed)} run(s) failed:[/] {', '.join(failed)} (errors in the report)")
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Experiment config the trials start from.")],
+    space: Annotated[Path, typer.Option("--space", help="Search-space YAML (benchmarks/search_space.yaml).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (study.db; reused to resume).")],
+    trials: Annotated[int, typer.Option(min=1, help="Finished trials wanted in total.")] = 20,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set train.max_minutes=5.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,
+) -> None:
+    """Search hyperparameters with Optuna on the validation split (test is never scored); best values -> best.json."""
+    from intentrec.benchmark.tune import tune as run_tune
+
+    try:
+        doc = run_tune(config, space, out, trials=trials, overrides=set_ or [], seed=seed, log=console.print)
+    except IntentRecError as err:
+        _fail(err)
+        return
+    console.print(f"best {doc['metric']} {doc['value']:.4f} (trial {doc['trial']} of {doc['trials']}): "
+                  f"{json.dumps(doc['overrides'])}\nwritten to {out / 'best.json'}")
 
 
 @data_app.command("describe")

@@ -288,13 +288,24 @@ class DataConfig(_Frozen):
 # ----------------------------------------------------------------------------------------------------------
 
 
+HEURISTICS = ("popularity", "recent_popularity", "item_knn", "session_knn")
+"""Architectures without gradient training (:attr:`ModelConfig.is_heuristic`)."""
+
+
 class ModelConfig(_Frozen):
     """IntentRec and its ablations (PAPER §3, §6.5; defaults PAPER §10 #4-#10)."""
 
-    architecture: Literal["intentrec", "sasrec", "gru", "lstm", "transformer", "transact"] = "intentrec"
+    architecture: Literal[
+        "intentrec", "sasrec", "bert4rec", "gru", "lstm", "transformer", "transact",
+        "popularity", "recent_popularity", "item_knn", "session_knn",
+    ] = "intentrec"
     """``intentrec`` (variants V0-V3 below) or a baseline of PAPER §6.3 in the same framework: ``sasrec`` (item ids
-    only, no intent heads), ``gru`` / ``lstm`` / ``transformer`` (item ids only, plus a linear head per intent),
-    ``transact`` (TransAct adapted to next item + intents, PAPER §8, §10 #18: item id ⊕ interaction metadata)."""
+    only, no intent heads), ``bert4rec`` (item ids only, masked-item training, no intent heads), ``gru`` / ``lstm`` /
+    ``transformer`` (item ids only, plus a linear head per intent), ``transact`` (TransAct adapted to next item +
+    intents, PAPER §8, §10 #18: item id ⊕ interaction metadata). Untrained heuristics (no gradient training; intents
+    by the majority training label): ``popularity`` (training counts), ``recent_popularity`` (counts in the last
+    ``recent_window`` of training), ``item_knn`` (item-to-item cosine of co-occurrence, summed over the recent
+    history), ``session_knn`` (neighbouring training sessions of the current session)."""
     variant: Literal["V0", "V1", "V2", "V3"] = "V3"
     """IntentRec only. V0 item only; V1 one shared encoder with parallel heads; V2 separate encoders, hierarchical; V3 = V2 +
     short-term interest (full IntentRec)."""
@@ -337,8 +348,17 @@ class ModelConfig(_Frozen):
     evaluation, nor on untimed data. ``off`` disables it."""
     transact_k: int = 10
     """TransAct only: K of the first-K + max-pool read-out (the K most recent encoder outputs, PAPER §8.7)."""
+    mask_prob: float = 0.2
+    """BERT4Rec only: share of positions replaced by [MASK] in training (Cloze objective)."""
+    knn_neighbors: int = 100
+    """item_knn: neighbours kept per item; session_knn: neighbouring training sessions per prediction."""
+    knn_history: int = 10
+    """item_knn / session_knn: the latest m events of the input that vote (the current session's, for session_knn)."""
+    recent_window: str | float = "30d"
+    """recent_popularity: training events within this span before the training cut-off count (for data without
+    timestamps: each user's last ``knn_history`` training events)."""
 
-    @field_validator("horizon", "transact_window", mode="before")
+    @field_validator("horizon", "transact_window", "recent_window", mode="before")
     @classmethod
     def _yaml_off(cls, v: object) -> object:
         # YAML 1.1 reads a bare `off` / `no` as False: treat it as the word the user wrote
@@ -351,7 +371,8 @@ class ModelConfig(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
         for key in ("max_len", "d_model", "n_layers", "n_heads", "ffn_mult", "item_emb_dim", "cat_emb_dim",
-                    "d_proj", "d_short", "short_heads", "short_window_events", "gap_buckets", "transact_k"):
+                    "d_proj", "d_short", "short_heads", "short_window_events", "gap_buckets", "transact_k",
+                    "knn_neighbors", "knn_history"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1")
         if self.d_model % self.n_heads:
@@ -362,14 +383,24 @@ class ModelConfig(_Frozen):
             raise ValueError("dropout must be in [0, 1)")
         parse_duration(self.horizon)
         parse_duration(self.transact_window)
+        if parse_duration(self.recent_window) is None:
+            raise ValueError("recent_window must be a time span such as '30d'")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ValueError("mask_prob must be in (0, 1)")
         return self
 
     @property
     def label(self) -> str:
         """Human-readable model name, e.g. ``IntentRec V3`` or ``SASRec``."""
-        names = {"sasrec": "SASRec", "gru": "GRU", "lstm": "LSTM", "transformer": "Transformer",
-                 "transact": "TransAct"}
+        names = {"sasrec": "SASRec", "bert4rec": "BERT4Rec", "gru": "GRU", "lstm": "LSTM",
+                 "transformer": "Transformer", "transact": "TransAct", "popularity": "Popularity",
+                 "recent_popularity": "Recent popularity", "item_knn": "Item-kNN", "session_knn": "Session-kNN"}
         return f"IntentRec {self.variant}" if self.architecture == "intentrec" else names[self.architecture]
+
+    @property
+    def is_heuristic(self) -> bool:
+        """True for the untrained baselines (popularity, recent popularity, item-kNN, session-kNN)."""
+        return self.architecture in HEURISTICS
 
     @property
     def horizon_seconds(self) -> float | None:
@@ -414,6 +445,9 @@ class TrainConfig(_Frozen):
     """Cap on steps per epoch (smoke runs)."""
     eval_every: int = 1
     """Validate every this many epochs."""
+    max_minutes: float | None = None
+    """Wall-clock budget of training in minutes (resumed runs count earlier time): training stops after the epoch
+    that exhausts it, and the best validated checkpoint is kept; ``null`` = no budget."""
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -427,6 +461,8 @@ class TrainConfig(_Frozen):
             raise ValueError("warmup_steps must be >= 0, patience and eval_every >= 1")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError("min_lr_ratio must be in [0, 1]")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError("max_minutes must be > 0 or null")
         _check_metric_name(self.monitor)
         return self
 

@@ -207,3 +207,6 @@ class ModelOutput:
     """(B, n, M) softmax weights over intent heads (PAPER Eq. 2), or None for models without fusion."""
     intent_embedding: torch.Tensor | None
     """(B, n, d_proj) intent embedding Z, or None for models without fusion."""
+    item_loss_weight: torch.Tensor | None = None
+    """(B, n) float multiplier of the item loss weights (BERT4Rec: 1 at masked positions, 0 elsewhere); None = every
+    target counts."""

@@ -277,7 +277,8 @@ class OverfitResult:
     eval_loss: float
     """Loss on the same batch in eval mode after training."""
     item_accuracy: float
-    """Top-1 item accuracy at the target positions (eval mode)."""
+    """Top-1 item accuracy at the target positions the eval-mode loss counts (all of them unless the model gives an
+    ``item_loss_weight``, e.g. BERT4Rec: the last column)."""
     intent_accuracy: dict[str, float]
     """Top-1 accuracy of every single-label intent head (eval mode)."""
 
@@ -304,6 +305,8 @@ def overfit(model: torch.nn.Module, batch: SequenceBatch, steps: int, lr: float 
         out = model(batch)
         final = float(loss_fn(model, out, batch).total)
         sel = batch.target_item > 0  # (B, n)
+        if out.item_loss_weight is not None:
+            sel = sel & (out.item_loss_weight > 0)  # (B, n) only where the model predicts (BERT4Rec: last column)
         predicted = model.score_items(out.item_hidden[sel]).argmax(dim=-1)  # (P,)
         item_acc = float((predicted == batch.target_item[sel]).float().mean())
         intents = {

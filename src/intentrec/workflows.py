@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from intentrec.config import ExperimentConfig, config_from_dict, load_config
+from intentrec.config import HEURISTICS, ExperimentConfig, config_from_dict, load_config
 from intentrec.data import prepare
 from intentrec.errors import CheckpointError, ConfigError, IntentRecError
 from intentrec.evaluate.evaluator import (
@@ -28,6 +28,7 @@ from intentrec.evaluate.evaluator import (
     evaluate_popularity,
     intent_label_counts,
 )
+from intentrec.evaluate.heuristics import evaluate_heuristic, fit_heuristic
 from intentrec.features.collate import CollateSettings, collate
 from intentrec.features.dataset import EvalTargets, TrainingWindows, bucketed_batches, example_from_events
 from intentrec.model import build_model
@@ -41,6 +42,7 @@ from intentrec.vocab import vocabs_to_json
 __all__ = [
     "Recommendation",
     "RunArtifacts",
+    "dataset_summary",
     "evaluate_run",
     "evaluate_split",
     "load_run",
@@ -182,8 +184,12 @@ def train(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    evaluate_test: bool = True,
 ) -> TrainOutcome:
     """Prepare data, train with early stopping on validation, then evaluate the best checkpoint on test.
+
+    With ``evaluate_test=False`` (hyperparameter search) the test split is never scored: ``metrics.json`` and
+    ``per_target_test.npz`` are not written and ``TrainOutcome.test`` is empty.
 
     Writes to ``run_dir``: ``config.json``, ``data_spec.json``, ``vocabs.json``, ``model.safetensors`` (best
     weights), ``history.jsonl``, ``metrics.json`` (test + popularity floor), ``metrics_validation.json``,
@@ -202,6 +208,9 @@ def train(
     atomic_write_text(run / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2))
     atomic_write_text(run / SPEC_FILE, json.dumps(_spec_to_json(data.spec, _label_widths(data)), indent=2))
     atomic_write_text(run / VOCAB_FILE, vocabs_to_json(data.item_vocab, data.label_vocabs))
+
+    if cfg.model.is_heuristic:
+        return _fit_heuristic_run(cfg, data, run, prepare_seconds, evaluate_test, log)
 
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
@@ -230,20 +239,60 @@ def train(
     if matplotlib_available() and result.history:
         plot_history(result.history, run / "training_curves.png", f"{cfg.name}: {cfg.model.label}")
     load_model_weights(model, run / BEST_WEIGHTS)
-    val_report = _evaluate(cfg, model, data, data.split.val_targets, label_counts)
-    test_report = _evaluate(cfg, model, data, data.split.test_targets, label_counts)
-    pop_val = evaluate_popularity(data, data.split.val_targets, exclude_seen=_exclude_seen(cfg, data.spec),
-                                  ks=cfg.eval.ks, intent_topk=cfg.eval.intent_topk)
-    pop_test = evaluate_popularity(data, data.split.test_targets, exclude_seen=_exclude_seen(cfg, data.spec),
-                                   ks=cfg.eval.ks, intent_topk=cfg.eval.intent_topk)
-    val_doc = _metrics_document(cfg, data, "validation", val_report, pop_val)
-    test_doc = _metrics_document(cfg, data, "test", test_report, pop_test)
-    test_doc["training"] = {
+    training = {
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
         "train_seconds": round(result.train_seconds, 2), "monitor": cfg.train.monitor,
-        "best_validation": result.best_metric,
+        "best_validation": result.best_metric, "stop_reason": result.stop_reason,
     }
+    val_report = _evaluate(cfg, model, data, data.split.val_targets, label_counts)
+    pop_val = evaluate_popularity(data, data.split.val_targets, exclude_seen=_exclude_seen(cfg, data.spec),
+                                  ks=cfg.eval.ks, intent_topk=cfg.eval.intent_topk)
+    val_doc = _metrics_document(cfg, data, "validation", val_report, pop_val)
+    val_doc["training"] = training
     atomic_write_text(run / "metrics_validation.json", json.dumps(val_doc, indent=2))
+    if not evaluate_test:
+        return TrainOutcome(run, result, {}, val_doc, prepare_seconds)
+    test_report = _evaluate(cfg, model, data, data.split.test_targets, label_counts)
+    pop_test = evaluate_popularity(data, data.split.test_targets, exclude_seen=_exclude_seen(cfg, data.spec),
+                                   ks=cfg.eval.ks, intent_topk=cfg.eval.intent_topk)
+    test_doc = _metrics_document(cfg, data, "test", test_report, pop_test)
+    test_doc["training"] = training
+    atomic_write_text(run / METRICS_FILE, json.dumps(test_doc, indent=2))
+    _save_per_target(run / "per_target_test.npz", test_report, data, data.split.test_targets)
+    return TrainOutcome(run, result, test_doc, val_doc, prepare_seconds)
+
+
+def _fit_heuristic_run(
+    cfg: ExperimentConfig, data: EncodedSequences, run: Path, prepare_seconds: float, evaluate_test: bool,
+    log: Callable[[str], None],
+) -> TrainOutcome:
+    """The untrained baselines: fit on training events, then write the same files as a trained run (no weights)."""
+    t0 = time.perf_counter()
+    scorer = fit_heuristic(cfg.model, data)
+    fit_seconds = time.perf_counter() - t0
+    log(f"model {cfg.model.label}: fitted on training events in {fit_seconds:.1f}s (no gradient training)")
+    exclude = _exclude_seen(cfg, data.spec)
+    label_counts = intent_label_counts(data)
+
+    def report(targets: np.ndarray) -> tuple[MetricReport, MetricReport]:
+        kw: dict[str, Any] = {"exclude_seen": exclude, "ks": cfg.eval.ks, "intent_topk": cfg.eval.intent_topk}
+        return (evaluate_heuristic(scorer, data, targets, label_counts=label_counts, **kw),
+                evaluate_popularity(data, targets, **kw))
+
+    val_report, pop_val = report(data.split.val_targets)
+    monitor = val_report.item.get(cfg.train.monitor, float("nan"))
+    result = FitResult(best_epoch=0, best_metric=monitor, epochs_run=0, stopped_early=False,
+                       train_seconds=fit_seconds, history=[], stop_reason="fitted")
+    training = {"best_epoch": 0, "epochs_run": 0, "stopped_early": False, "train_seconds": round(fit_seconds, 2),
+                "monitor": cfg.train.monitor, "best_validation": monitor, "stop_reason": "fitted"}
+    val_doc = _metrics_document(cfg, data, "validation", val_report, pop_val)
+    val_doc["training"] = training
+    atomic_write_text(run / "metrics_validation.json", json.dumps(val_doc, indent=2))
+    if not evaluate_test:
+        return TrainOutcome(run, result, {}, val_doc, prepare_seconds)
+    test_report, pop_test = report(data.split.test_targets)
+    test_doc = _metrics_document(cfg, data, "test", test_report, pop_test)
+    test_doc["training"] = training
     atomic_write_text(run / METRICS_FILE, json.dumps(test_doc, indent=2))
     _save_per_target(run / "per_target_test.npz", test_report, data, data.split.test_targets)
     return TrainOutcome(run, result, test_doc, val_doc, prepare_seconds)
@@ -270,6 +319,15 @@ def load_run(run_dir: str | Path, *, progress: bool = False) -> RunArtifacts:
         CheckpointError: the directory is not a finished run, or its data no longer matches its model.
     """
     run = Path(run_dir)
+    cfg_path = run / CONFIG_FILE
+    if cfg_path.is_file() and not (run / BEST_WEIGHTS).exists():
+        try:
+            arch = json.loads(cfg_path.read_text(encoding="utf-8")).get("model", {}).get("architecture", "")
+        except json.JSONDecodeError:
+            arch = ""
+        if arch in HEURISTICS:
+            raise CheckpointError(f"{run} is a {arch} baseline run: it has no model to load (its metrics are in "
+                                  f"{run / METRICS_FILE}); train a model for recommendations")
     for name in (CONFIG_FILE, SPEC_FILE, BEST_WEIGHTS):
         if not (run / name).is_file():
             raise CheckpointError(f"{run} is not a finished training run: {name} is missing "
@@ -444,6 +502,25 @@ def _with_appended_slot(data: EncodedSequences, u: int) -> EncodedSequences:
         label_vocabs=data.label_vocabs,
         duration_median=data.duration_median,
     )
+
+
+def dataset_summary(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Size and protocol of a config's prepared data (for benchmark reports); simulator data adds its ceilings.
+
+    Returns:
+        ``{dataset, n_users, n_items, n_events, description, ceilings}``; ``ceilings`` maps each intent to the
+        simulator oracle's test accuracy (None for real data).
+    """
+    data = prepare(cfg.data)
+    return {
+        "dataset": data.spec.dataset,
+        "n_users": data.n_users,
+        "n_items": data.spec.n_items - 2,
+        "n_events": int(data.item_idx.shape[0]),
+        "description": f"{data.spec.dataset}: {data.n_users:,} users, {data.spec.n_items - 2:,} items, "
+                       f"{data.item_idx.shape[0]:,} events; {data.split.description}",
+        "ceilings": None,
+    }
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

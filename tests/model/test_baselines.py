@@ -1,4 +1,5 @@
-"""Baselines of PAPER §6.3 (SASRec, GRU, LSTM, Transformer): build, shapes, masking, causality, padding, overfit."""
+"""Baselines of PAPER §6.3 (SASRec, BERT4Rec, GRU, LSTM, Transformer): build, shapes, masking, causality, padding,
+overfit. What is specific to BERT4Rec (Cloze masking, eval-mode [MASK] slot) is in ``test_bert4rec.py``."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ import intentrec.model.baselines._common
 import intentrec.model.baselines.rnn
 from intentrec.errors import ConfigError
 from intentrec.model import IntentRecLoss, build_model
-from intentrec.model.baselines import RNNRec, SASRec, TransformerRec
+from intentrec.model.baselines import BERT4Rec, RNNRec, SASRec, TransformerRec
 from intentrec.model.layers import MASKED_LOGIT
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 from intentrec.testing import overfit, random_batch, random_spec, tiny_model_config, with_left_padding
 
-ARCHITECTURES = ("sasrec", "gru", "lstm", "transformer")
+ARCHITECTURES = ("sasrec", "bert4rec", "gru", "lstm", "transformer")
 WITH_HEADS = ("gru", "lstm", "transformer")
+CAUSAL = ("sasrec", "gru", "lstm", "transformer")  # BERT4Rec is bidirectional
 CLASSES: dict[str, type[nn.Module]] = {
-    "sasrec": SASRec, "gru": RNNRec, "lstm": RNNRec, "transformer": TransformerRec
+    "sasrec": SASRec, "bert4rec": BERT4Rec, "gru": RNNRec, "lstm": RNNRec, "transformer": TransformerRec
 }
 B, N = 3, 10
 
@@ -91,7 +93,8 @@ def test_tied_head_shares_the_item_embedding(architecture: str) -> None:
     spec = random_spec()
     model = _model(spec, architecture, item_head="tied")
     emb = model.item_embedding
-    assert isinstance(emb, nn.Embedding) and emb.weight.shape == (spec.n_items, 16)
+    extra = 1 if architecture == "bert4rec" else 0  # BERT4Rec's [MASK] row, never scored
+    assert isinstance(emb, nn.Embedding) and emb.weight.shape == (spec.n_items + extra, 16)
     assert bool((emb.weight[0] == 0).all())  # PAD row
     hidden = torch.randn(2, 32)
     before = model.score_items(hidden)
@@ -118,8 +121,8 @@ def test_heads_selection(architecture: str) -> None:
 
 def test_unknown_architecture_and_cell() -> None:
     spec = random_spec()
-    cfg = tiny_model_config().model_copy(update={"architecture": "bert4rec"})  # bypasses the Literal check
-    with pytest.raises(ConfigError, match=r"unknown model\.architecture 'bert4rec'"):
+    cfg = tiny_model_config().model_copy(update={"architecture": "bert5rec"})  # bypasses the Literal check
+    with pytest.raises(ConfigError, match=r"unknown model\.architecture 'bert5rec'"):
         build_model(cfg, spec)
     with pytest.raises(ConfigError, match="gru"):
         RNNRec(tiny_model_config(), spec, cell="rnn")  # type: ignore[arg-type]
@@ -130,6 +133,7 @@ def test_sasrec_ignores_heads_and_intentrec_still_builds() -> None:
 
     spec = random_spec()
     assert _model(spec, "sasrec", heads=("action",)).head_names == ()
+    assert _model(spec, "bert4rec", heads=("action",)).head_names == ()
     assert isinstance(build_model(tiny_model_config(), spec), IntentRec)
 
 
@@ -138,7 +142,7 @@ def test_sasrec_ignores_heads_and_intentrec_still_builds() -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize("architecture", CAUSAL)
 def test_causality(architecture: str) -> None:
     spec = random_spec()
     model = _model(spec, architecture)
@@ -204,15 +208,18 @@ def test_all_padding_row_is_finite(architecture: str) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("architecture", "item_head"), [
-    ("sasrec", "tied"), ("gru", "tied"), ("lstm", "linear"), ("transformer", "tied"),
+@pytest.mark.parametrize(("architecture", "item_head", "overrides", "steps"), [
+    ("sasrec", "tied", {}, 150), ("gru", "tied", {}, 150), ("lstm", "linear", {}, 150), ("transformer", "tied", {}, 150),
+    # a few masked targets per row and step instead of all of them: more masks and steps to memorise the batch
+    # (item_accuracy and eval_loss are then measured at the eval-mode [MASK] slot, the last column)
+    ("bert4rec", "tied", {"mask_prob": 0.5}, 300),
 ])
-def test_tiny_model_overfits(architecture: str, item_head: str) -> None:
+def test_tiny_model_overfits(architecture: str, item_head: str, overrides: dict[str, object], steps: int) -> None:
     torch.manual_seed(0)
     spec = random_spec(n_items=30)
     batch = random_batch(spec, 8, 10, seed=0, pad_left=[0, 0, 1, 2, 0, 3, 0, 1])
-    model = build_model(tiny_model_config(architecture=architecture, item_head=item_head), spec)
-    result = overfit(model, batch, steps=150)
+    model = build_model(tiny_model_config(architecture=architecture, item_head=item_head, **overrides), spec)
+    result = overfit(model, batch, steps=steps)
     assert result.eval_loss < 0.2 * result.first_loss, result
     assert result.item_accuracy > 0.9, result
     if architecture in WITH_HEADS:

@@ -18,6 +18,7 @@ from intentrec.model.layers import (
     FCNorm,
     FeatureEmbedder,
     TimestampEncoding,
+    bidirectional_mask,
     causal_mask,
     mask_leading_classes,
     window_mask,
@@ -64,12 +65,28 @@ def test_window_mask_matches_brute_force() -> None:
     assert bool(((batch.window_start > first) & batch.valid).any())
 
 
+def test_bidirectional_mask_by_hand() -> None:
+    valid = torch.tensor([[False, True, True], [True, True, True]])
+    mask = bidirectional_mask(valid)
+    assert mask.shape == (2, 1, 3, 3)
+    expected_row0 = torch.tensor(
+        [
+            [True, True, True],  # padding query: its own diagonal and the real keys
+            [False, True, True],  # key 0 is padding; later keys are allowed (no causality)
+            [False, True, True],
+        ]
+    )
+    assert torch.equal(mask[0, 0], expected_row0)
+    assert bool(mask[1, 0].all())
+
+
 def test_every_mask_row_has_an_allowed_key() -> None:
     valid = torch.zeros(2, 5, dtype=torch.bool)
     valid[1, 3:] = True
     window_start = torch.full((2, 5), 4)  # deliberately after some queries
     assert bool(causal_mask(valid).any(dim=-1).all())
     assert bool(window_mask(valid, window_start).any(dim=-1).all())
+    assert bool(bidirectional_mask(valid).any(dim=-1).all())
 
 
 def test_mask_leading_classes() -> None:

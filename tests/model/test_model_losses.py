@@ -156,3 +156,29 @@ def test_batch_without_targets_gives_zero_and_backpropagates() -> None:
     loss = loss_fn(model, model(empty), empty)
     assert loss.total.item() == 0.0
     loss.total.backward()
+
+
+def test_item_loss_weight_multiplies_the_item_weights_only() -> None:
+    _, model, batch, loss_fn = _setup()
+    out = model(batch)
+    assert out.item_loss_weight is None
+    plain = loss_fn(model, out, batch)
+    # ones change nothing
+    ones = loss_fn(model, replace(out, item_loss_weight=torch.ones_like(batch.target_weight)), batch)
+    torch.testing.assert_close(ones.total, plain.total)
+    # a multiplier with zeros (positions left out) and other values (re-weighted)
+    multiplier = torch.zeros_like(batch.target_weight)  # (B, n)
+    multiplier[:, -1] = 1.0
+    multiplier[0, 2] = 0.5
+    multiplier[1, 4] = 3.0
+    weighted = loss_fn(model, replace(out, item_loss_weight=multiplier), batch)
+    sel = (batch.target_item > 0) & (multiplier > 0)  # (B, n)
+    full = model.score_items(out.item_hidden)  # (B, n, I): fine for a test
+    expected = weighted_cross_entropy(full[sel], batch.target_item[sel], (batch.target_weight * multiplier)[sel])
+    torch.testing.assert_close(weighted.parts["item"], expected)
+    for name in ("intent/action", "intent/genre"):  # the intent parts ignore it
+        torch.testing.assert_close(weighted.parts[name], plain.parts[name])
+    # an all-zero multiplier leaves no item position: 0, still connected to the graph
+    none = loss_fn(model, replace(out, item_loss_weight=torch.zeros_like(batch.target_weight)), batch)
+    assert none.parts["item"].item() == 0.0
+    none.total.backward()

@@ -1,4 +1,4 @@
-"""Evaluate a model (and the popularity floor) on validation or test targets: full-catalogue ranking.
+"""Evaluate a model (and untrained score baselines: popularity, heuristics) on validation or test targets.
 
 Protocol (EVALUATION.md): every item in the catalogue is scored (PAD/UNK excluded); ties count against the
 model; the seen-item filter removes items the user engaged with before the target (never the target);
@@ -29,7 +29,14 @@ from intentrec.evaluate.ranking import target_ranks
 from intentrec.structs import EncodedSequences, SequenceBatch
 from intentrec.vocab import PAD_IDX, UNK_IDX
 
-__all__ = ["MetricReport", "evaluate_model", "evaluate_popularity", "intent_label_counts", "item_popularity"]
+__all__ = [
+    "MetricReport",
+    "evaluate_model",
+    "evaluate_popularity",
+    "evaluate_scores",
+    "intent_label_counts",
+    "item_popularity",
+]
 
 TIE_POLICY = "ties count against the model: rank = 1 + #higher + #other items with an equal score"
 
@@ -194,6 +201,67 @@ def evaluate_model(
     return acc.report(ks, intent_topk)
 
 
+def evaluate_scores(
+    score_fn: Callable[[np.ndarray], torch.Tensor],
+    data: EncodedSequences,
+    targets: np.ndarray,
+    *,
+    exclude_seen: bool,
+    ks: tuple[int, ...],
+    intent_topk: int,
+    batch_size: int = 1024,
+    label_counts: dict[str, np.ndarray] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> MetricReport:
+    """Rank the full catalogue with untrained item scores; intents by the training label prior.
+
+    The one ranking loop of every untrained baseline (popularity, and the heuristics of
+    :mod:`intentrec.evaluate.heuristics`): the same :func:`target_ranks` tie policy and seen-item filter as
+    :func:`evaluate_model`, and intents "predicted" by the training label counts (the majority label for
+    single-label intents; the most frequent labels for multi-label ones).
+
+    Args:
+        score_fn: maps a chunk of targets, (P, 2) (user_row, position), to (P, I) float item scores
+            (higher = better) computed from each target's history, events ``[0, position)`` of the user.
+        data: the encoded data (targets' items, intent labels and seen items).
+        targets: (T, 2) the (user_row, position) of every target.
+        exclude_seen: remove items the user engaged with before the target from the ranking.
+        ks: cut-offs of HR/NDCG.
+        intent_topk: k of multi-label recall@k.
+        batch_size: targets scored per chunk (memory: a (batch_size, I) score matrix).
+        label_counts: training label counts per intent (computed when None).
+        progress: called with the number of targets done after each chunk.
+
+    Returns:
+        The report; ``per_target`` arrays are in the order of ``targets``.
+
+    Raises:
+        ValueError: ``batch_size`` < 1, or ``score_fn`` returned scores of the wrong shape.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    counts = label_counts if label_counts is not None else intent_label_counts(data)
+    acc = _Accumulator(data, counts)
+    n_items = data.spec.n_items
+    for start in range(0, targets.shape[0], batch_size):
+        chunk = targets[start : start + batch_size]  # (P, 2)
+        rows = data.offsets[chunk[:, 0]] + chunk[:, 1]  # (P,) event rows of the targets
+        target_item = torch.from_numpy(data.item_idx[rows])  # (P,)
+        scores = score_fn(chunk)  # (P, I)
+        if tuple(scores.shape) != (chunk.shape[0], n_items):
+            raise ValueError(
+                f"score_fn returned shape {tuple(scores.shape)}, expected ({chunk.shape[0]}, {n_items}) = (P, I)"
+            )
+        exclude = _seen_mask(data, chunk, n_items) if exclude_seen else None  # (P, I)
+        acc.add_items(target_ranks(scores, target_item, exclude))
+        for a in data.spec.intents:
+            prior = torch.from_numpy(counts[a.name]).expand(chunk.shape[0], -1)  # (P, d_i)
+            acc.add_intent(a.name, prior, torch.from_numpy(data.categorical[a.name][rows]))
+        if progress is not None:
+            progress(start + chunk.shape[0])
+    return acc.report(ks, intent_topk)
+
+
 def evaluate_popularity(
     data: EncodedSequences,
     targets: np.ndarray,
@@ -205,16 +273,12 @@ def evaluate_popularity(
 ) -> MetricReport:
     """The popularity floor on the same targets: items ranked by training counts, intents by the majority label."""
     pop = torch.from_numpy(item_popularity(data))  # (I,)
-    counts = intent_label_counts(data)
-    acc = _Accumulator(data, counts)
-    for start in range(0, targets.shape[0], batch_size):
-        chunk = targets[start : start + batch_size]
-        rows = torch.from_numpy(data.offsets[chunk[:, 0]] + chunk[:, 1])  # event rows of the targets
-        target_item = torch.from_numpy(data.item_idx[rows.numpy()])
-        scores = pop.expand(chunk.shape[0], -1)  # (P, I)
-        exclude = _seen_mask(data, chunk, pop.shape[0]) if exclude_seen else None
-        acc.add_items(target_ranks(scores, target_item, exclude))
-        for a in data.spec.intents:
-            prior = torch.from_numpy(counts[a.name]).expand(chunk.shape[0], -1)  # (P, d_i)
-            acc.add_intent(a.name, prior, torch.from_numpy(data.categorical[a.name][rows.numpy()]))
-    return acc.report(ks, intent_topk)
+    return evaluate_scores(
+        lambda chunk: pop.expand(chunk.shape[0], -1),  # (P, I)
+        data,
+        targets,
+        exclude_seen=exclude_seen,
+        ks=ks,
+        intent_topk=intent_topk,
+        batch_size=batch_size,
+    )

@@ -16,7 +16,7 @@ from intentrec.config import ModelConfig
 from intentrec.errors import ConfigError
 from intentrec.structs import DataSpec
 
-from .baselines import RNNRec, SASRec, TransAct, TransformerRec
+from .baselines import BERT4Rec, RNNRec, SASRec, TransAct, TransformerRec
 from .intentrec import IntentRec
 from .losses import IntentRecLoss, LossOutput, multi_positive_cross_entropy, weighted_cross_entropy
 
@@ -35,6 +35,7 @@ def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
 
     * ``intentrec`` — :class:`IntentRec` V0-V3 by ``cfg.variant``;
     * ``sasrec`` — :class:`~intentrec.model.baselines.SASRec` (item head only);
+    * ``bert4rec`` — :class:`~intentrec.model.baselines.BERT4Rec` (masked-item training, item head only);
     * ``gru`` / ``lstm`` — :class:`~intentrec.model.baselines.RNNRec` with that cell, plus intent heads;
     * ``transformer`` — :class:`~intentrec.model.baselines.TransformerRec`, plus intent heads;
     * ``transact`` — :class:`~intentrec.model.baselines.TransAct` (item id ⊕ metadata), plus intent heads.
@@ -55,6 +56,8 @@ def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
         return IntentRec(cfg, spec)
     if arch == "sasrec":
         return SASRec(cfg, spec)
+    if arch == "bert4rec":
+        return BERT4Rec(cfg, spec)
     if arch == "gru" or arch == "lstm":
         return RNNRec(cfg, spec, cell=arch)
     if arch == "transformer":
@@ -62,6 +65,6 @@ def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
     if arch == "transact":
         return TransAct(cfg, spec)
     raise ConfigError(
-        f"unknown model.architecture {arch!r}: use one of 'intentrec', 'sasrec', 'gru', 'lstm', 'transformer', "
-        "'transact'"
+        f"unknown model.architecture {arch!r}: use one of 'intentrec', 'sasrec', 'bert4rec', 'gru', 'lstm', "
+        "'transformer', 'transact'"
     )

@@ -6,7 +6,8 @@
 * :class:`FCNorm` — the "fully connected layer for dimensionality reduction and normalization" (PAPER §3.1 step 1).
 * :class:`TransformerBlock`, :class:`CausalEncoder` — pre-LayerNorm blocks on
   :func:`torch.nn.functional.scaled_dot_product_attention` with a boolean mask (exportable with a dynamic length).
-* :func:`causal_mask`, :func:`window_mask` — boolean attention masks, ``True`` = may attend.
+* :func:`causal_mask`, :func:`window_mask`, :func:`bidirectional_mask` — boolean attention masks, ``True`` = may
+  attend.
 * :func:`init_weights` — the shared initialisation (normal(0, 0.02) weights, zero biases, zero padding rows).
 
 Everything here is pure: tensors in, tensors out; no losses, no I/O.
@@ -30,6 +31,7 @@ __all__ = [
     "FeatureEmbedder",
     "TimestampEncoding",
     "TransformerBlock",
+    "bidirectional_mask",
     "causal_mask",
     "init_weights",
     "mask_leading_classes",
@@ -104,6 +106,24 @@ def causal_mask(valid: torch.Tensor) -> torch.Tensor:
     allowed = lower[None, :, :] & valid[:, None, :]  # (B, n, n)
     diagonal = idx[None, :] == idx[:, None]  # (n, n)
     return (allowed | diagonal[None, :, :])[:, None, :, :]  # (B, 1, n, n)
+
+
+def bidirectional_mask(valid: torch.Tensor) -> torch.Tensor:
+    """Boolean key-padding mask without causality (BERT4Rec): every query attends every real event.
+
+    Query ``q`` may attend key ``k`` iff key ``k`` is a real event, or ``k == q`` (so a padding row is never
+    all-``False``; real queries never see padding keys, so padding changes no real output).
+
+    Args:
+        valid: (B, n) bool, True at real events.
+
+    Returns:
+        (B, 1, n, n) bool mask, ``True`` = may attend (broadcasts over attention heads).
+    """
+    n = valid.shape[1]
+    idx = torch.arange(n, device=valid.device)  # (n,)
+    diagonal = idx[None, :] == idx[:, None]  # (n, n)
+    return (valid[:, None, :] | diagonal[None, :, :])[:, None, :, :]  # (B, 1, n, n)
 
 
 def window_mask(valid: torch.Tensor, window_start: torch.Tensor) -> torch.Tensor:
@@ -300,8 +320,9 @@ class TransformerBlock(nn.Module):
 class CausalEncoder(nn.Module):
     """A stack of :class:`TransformerBlock` followed by a final LayerNorm.
 
-    The mask is passed in, so one class serves the causal intent/item encoders (:func:`causal_mask`) and the
-    short-term encoder (:func:`window_mask`).
+    The mask is passed in, so one class serves the causal intent/item encoders (:func:`causal_mask`), the
+    short-term encoder (:func:`window_mask`) and, despite the name, BERT4Rec's bidirectional encoder
+    (:func:`bidirectional_mask`).
 
     Args:
         d_model: width D.

@@ -4,7 +4,8 @@
 * :func:`multi_positive_cross_entropy` — softmax loss with several positive labels and no negatives (§10 #13).
 * :class:`IntentRecLoss` — L = L_item + λ Σ_i L_intent_i (Eq. 4), every part returned by name for logging.
 
-Only positions with a target are scored: the item head sees (P, D) rows, never a (B, n, I) tensor.
+Only positions with a target are scored: the item head sees (P, D) rows, never a (B, n, I) tensor. A model may
+narrow the item positions further with ``ModelOutput.item_loss_weight`` (BERT4Rec: its masked positions only).
 """
 
 from __future__ import annotations
@@ -111,8 +112,10 @@ def multi_positive_cross_entropy(
 class IntentRecLoss:
     """L = L_item + λ Σ_i L_intent_i (PAPER Eq. 4).
 
-    * Item: weighted CE at positions with ``batch.target_item > 0``; the hidden rows there (P, D) go through
-      ``model.score_items`` (P, I), weighted by ``batch.target_weight``.
+    * Item: weighted CE at positions with ``batch.target_item > 0`` and a positive item weight; the hidden rows
+      there (P, D) go through ``model.score_items`` (P, I). The item weight is ``batch.target_weight``, multiplied
+      by ``output.item_loss_weight`` when the model gives one (BERT4Rec: 1 at its masked positions, 0 elsewhere,
+      so only those count); it never affects the intent parts.
     * Intents: for every head in ``output.intent_logits``, weighted CE (single-label targets (B, n)) or
       multi-positive CE (multi-label targets (B, n, L)) at positions with a non-zero target, same weights.
 
@@ -143,12 +146,15 @@ class IntentRecLoss:
             ConfigError: the model has an intent head for which the batch carries no target.
         """
         weight = batch.target_weight.reshape(-1)  # (B·n,)
+        item_weight = weight  # (B·n,)
+        if output.item_loss_weight is not None:
+            item_weight = weight * output.item_loss_weight.reshape(-1).to(weight.dtype)  # (B·n,)
 
-        has_item = batch.target_item.reshape(-1) > 0  # (B·n,)
+        has_item = (batch.target_item.reshape(-1) > 0) & (item_weight > 0)  # (B·n,)
         rows = has_item.nonzero().squeeze(1)  # (P,)
         hidden = output.item_hidden.reshape(-1, output.item_hidden.shape[-1])[rows]  # (P, D)
         item_logits = model.score_items(hidden)  # (P, I)
-        item_loss = weighted_cross_entropy(item_logits, batch.target_item.reshape(-1)[rows], weight[rows])
+        item_loss = weighted_cross_entropy(item_logits, batch.target_item.reshape(-1)[rows], item_weight[rows])
         parts: dict[str, torch.Tensor] = {"item": item_loss}
 
         intent_total = item_loss.new_zeros(())

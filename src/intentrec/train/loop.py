@@ -54,6 +54,8 @@ class FitResult:
     stopped_early: bool
     train_seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: str = "max_epochs"
+    """``max_epochs``, ``early_stop`` (patience on validation) or ``time_budget`` (``train.max_minutes``)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -119,6 +121,7 @@ def fit(
     total_steps = max(1, cfg.epochs * steps_per_epoch)
 
     start_epoch, step, best, best_epoch, bad_epochs = 0, 0, -math.inf, -1, 0
+    elapsed_before = 0.0  # training seconds of earlier (resumed) sessions, for train.max_minutes
     history: list[dict[str, float]] = []
     state_dir = run_dir / LAST_STATE
     if resume and (state_dir / "manifest.json").exists():
@@ -126,6 +129,7 @@ def fit(
         start_epoch = int(scalars["epoch"]) + 1
         step, best = int(scalars["step"]), float(scalars["best"])
         best_epoch, bad_epochs = int(scalars["best_epoch"]), int(scalars["bad_epochs"])
+        elapsed_before = float(scalars.get("elapsed_seconds", 0.0))
         history = _read_history(run_dir / HISTORY)[:start_epoch]
         log(f"resumed from {state_dir} at epoch {start_epoch} (best {cfg.monitor} {best:.4f} at epoch {best_epoch})")
     elif (run_dir / HISTORY).exists():
@@ -133,6 +137,7 @@ def fit(
 
     t_start = time.perf_counter()
     stopped_early = False
+    stop_reason = "max_epochs"
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # per-epoch dropout stream: a resumed run replays it exactly
@@ -184,11 +189,18 @@ def fit(
             )
         history.append(record)
         _append_history(run_dir / HISTORY, record)
-        scalars = {"epoch": epoch, "step": step, "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs}
+        elapsed = elapsed_before + time.perf_counter() - t_start
+        scalars = {"epoch": epoch, "step": step, "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                   "elapsed_seconds": elapsed}
         save_training_state(state_dir, model, optimizer, scalars)
         if bad_epochs >= cfg.patience:
-            stopped_early = True
+            stopped_early, stop_reason = True, "early_stop"
             log(f"early stop: no {cfg.monitor} improvement on validation for {cfg.patience} evaluations")
+            break
+        if cfg.max_minutes is not None and elapsed >= 60.0 * cfg.max_minutes and epoch + 1 < cfg.epochs:
+            stop_reason = "time_budget"
+            log(f"time budget of {cfg.max_minutes:g} min used after epoch {epoch + 1}: stopping "
+                f"(best {cfg.monitor} {best:.4f} at epoch {best_epoch})")
             break
 
     if best_epoch < 0:  # no validation happened (e.g. zero epochs left on resume): keep the current weights
@@ -200,6 +212,7 @@ def fit(
         stopped_early=stopped_early,
         train_seconds=time.perf_counter() - t_start,
         history=history,
+        stop_reason=stop_reason,
     )
 
 

@@ -2,7 +2,7 @@
 
 * :func:`baseline_heads` — which intents get a linear head (``cfg.heads`` or every intent; none is allowed).
 * :class:`ItemPositionEmbedding` — item-id embedding (+ projection to D) + learned absolute position embedding,
-  the input of the Transformer baselines (SASRec, Transformer).
+  the input of the Transformer baselines (SASRec, Transformer, BERT4Rec).
 * :class:`ItemScoreHead` — FC_item over the catalogue, ``tied`` or ``linear`` exactly as in IntentRec, so every
   model in a comparison ranks items with the same kind of head.
 """
@@ -62,18 +62,20 @@ class ItemPositionEmbedding(nn.Module):
     Args:
         cfg: hyperparameters (``item_emb_dim``, ``d_model``, ``max_len``).
         spec: data sizes (``n_items``).
+        extra_tokens: rows appended to the item table after the I items (BERT4Rec: 1, its [MASK] token I).
+        extra_positions: entries appended to the position table (BERT4Rec: 1, for its n + 1 tokens).
 
     Attributes:
-        item_embedding: the (I, item_emb_dim) item-id embedding, row 0 (PAD) zero.
+        item_embedding: the (I + extra_tokens, item_emb_dim) item-id embedding, row 0 (PAD) zero.
     """
 
-    def __init__(self, cfg: ModelConfig, spec: DataSpec) -> None:
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, *, extra_tokens: int = 0, extra_positions: int = 0) -> None:
         super().__init__()
-        self.item_embedding = nn.Embedding(spec.n_items, cfg.item_emb_dim, padding_idx=0)
+        self.item_embedding = nn.Embedding(spec.n_items + extra_tokens, cfg.item_emb_dim, padding_idx=0)
         self.input_proj: nn.Module = (
             nn.Identity() if cfg.item_emb_dim == cfg.d_model else nn.Linear(cfg.item_emb_dim, cfg.d_model)
         )
-        self.position_embedding = nn.Embedding(cfg.max_len, cfg.d_model)
+        self.position_embedding = nn.Embedding(cfg.max_len + extra_positions, cfg.d_model)
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         """Embed the item ids and positions of ``batch``.
@@ -81,10 +83,23 @@ class ItemPositionEmbedding(nn.Module):
         Returns:
             (B, n, d_model) float, zero at padding.
         """
-        x = self.input_proj(self.item_embedding(batch.item_idx))  # (B, n, D)
-        pos = batch.position.clamp(0, self.position_embedding.num_embeddings - 1)  # (B, n)
-        x = x + self.position_embedding(pos)  # (B, n, D)
-        return x * batch.valid[..., None].to(x.dtype)  # (B, n, D), zero at padding
+        return self.embed(batch.item_idx, batch.position, batch.valid)  # (B, n, D)
+
+    def embed(self, tokens: torch.Tensor, position: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Embed explicit token ids and positions (for models whose tokens are not ``batch.item_idx``).
+
+        Args:
+            tokens: (B, m) long ids in ``[0, I + extra_tokens)``.
+            position: (B, m) long positions counted from the row's first real token (clamped to the table).
+            valid: (B, m) bool, True at real tokens.
+
+        Returns:
+            (B, m, d_model) float, zero where ``valid`` is False.
+        """
+        x = self.input_proj(self.item_embedding(tokens))  # (B, m, D)
+        pos = position.clamp(0, self.position_embedding.num_embeddings - 1)  # (B, m)
+        x = x + self.position_embedding(pos)  # (B, m, D)
+        return x * valid[..., None].to(x.dtype)  # (B, m, D), zero at padding
 
 
 class ItemScoreHead(nn.Module):
@@ -92,7 +107,8 @@ class ItemScoreHead(nn.Module):
 
     ``linear``: Linear(d_in, I). ``tied``: Linear(d_in, item_emb_dim), then the dot product with every row of the
     model's item-id embedding plus a per-item bias. The embedding is passed to :meth:`forward`, not stored here,
-    so a tied model registers it once.
+    so a tied model registers it once; only its first I rows are scored (rows after them, such as BERT4Rec's
+    [MASK] token, are never items).
 
     Args:
         cfg: hyperparameters (``item_head``, ``item_emb_dim``).
@@ -103,6 +119,7 @@ class ItemScoreHead(nn.Module):
     def __init__(self, cfg: ModelConfig, spec: DataSpec, d_in: int) -> None:
         super().__init__()
         self.kind = cfg.item_head
+        self.n_items = spec.n_items
         if cfg.item_head == "tied":
             self.item_proj = nn.Linear(d_in, cfg.item_emb_dim)
             self.item_bias = nn.Parameter(torch.zeros(spec.n_items))
@@ -114,14 +131,16 @@ class ItemScoreHead(nn.Module):
 
         Args:
             hidden: (..., d_in) hidden rows.
-            item_embedding: the model's (I, item_emb_dim) item-id embedding (read only by the tied head).
+            item_embedding: the model's (>= I, item_emb_dim) item-id embedding (read only by the tied head; rows
+                after the first I are ignored).
 
         Returns:
             (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
         """
         if self.kind == "tied":
             query = self.item_proj(hidden)  # (..., item_emb_dim)
-            logits = nn.functional.linear(query, item_embedding.weight, self.item_bias)  # (..., I)
+            items = item_embedding.weight[: self.n_items]  # (I, item_emb_dim): extra rows are not items
+            logits = nn.functional.linear(query, items, self.item_bias)  # (..., I)
         else:
             logits = self.item_out(hidden)  # (..., I)
         return mask_leading_classes(logits, N_MASKED_ITEMS)  # (..., I)
@@ -137,10 +156,19 @@ class BaselineModel(nn.Module):
     item_output: ItemScoreHead
     intent_heads: IntentHeads | None
 
-    def heads_output(self, hidden: torch.Tensor) -> ModelOutput:
-        """Wrap the per-position representation (B, n, D): intent logits from the heads, no fusion outputs."""
+    def heads_output(self, hidden: torch.Tensor, item_loss_weight: torch.Tensor | None = None) -> ModelOutput:
+        """Wrap the per-position representation (B, n, D): intent logits from the heads, no fusion outputs.
+
+        ``item_loss_weight`` (B, n), if given, is passed on as ``ModelOutput.item_loss_weight``.
+        """
         logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
-        return ModelOutput(item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None)
+        return ModelOutput(
+            item_hidden=hidden,
+            intent_logits=logits,
+            intent_attention=None,
+            intent_embedding=None,
+            item_loss_weight=item_loss_weight,
+        )
 
     def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
         """Scores over the whole catalogue, PAD and UNK masked.
