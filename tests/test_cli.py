@@ -100,3 +100,19 @@ def test_data_describe_by_adapter_name(shared_data: Path) -> None:
     assert stats["users"] == 22363 and stats["interactions"] == 198502 and stats["timed"] is False
     missing = runner.invoke(app, ["data", "describe", "trivago"])
     assert missing.exit_code == 2 and "--path" in missing.output
+
+
+def test_data_simulate_writes_a_log_the_pipeline_reads(tmp_path: Path) -> None:
+    folder = tmp_path / "sim"
+    result = runner.invoke(app, ["data", "simulate", "--preset", "tiny@seed=2", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in folder.iterdir()} >= {"events.parquet", "items.parquet", "README.md"}
+    cfg = tmp_path / "sim.yaml"
+    text = (REPO / "configs" / "streaming_sim.yaml").read_text(encoding="utf-8")
+    cfg.write_text(text.replace("    path: null", f"    path: {folder}"), encoding="utf-8")
+    described = runner.invoke(app, ["data", "describe", str(cfg), "--json"])
+    assert described.exit_code == 0, described.output
+    stats = json.loads(described.output)
+    assert stats["users"] == 50 and set(stats["intents"]) == {"action", "genre", "format", "recency"}
+    bad = runner.invoke(app, ["data", "simulate", "--preset", "huge", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "tiny" in bad.output

@@ -39,6 +39,7 @@ def test_readme_opens_with_the_two_set_up_commands() -> None:
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("readme")
     shutil.copytree(REPO / "configs", work / "configs")
+    shutil.copytree(REPO / "benchmarks", work / "benchmarks", ignore=shutil.ignore_patterns("*.png", "*.py"))
     return work
 
 
@@ -56,7 +57,7 @@ def test_command_examples_run_in_order(workdir: Path) -> None:
     for command in commands:
         args = shlex.split(command)
         assert args[0] == "intentrec", command
-        result = _run([*args[1:], *(["--no-progress"] if args[1] == "train" else [])], workdir)
+        result = _run([*args[1:], *(["--no-progress"] if args[1] in {"train", "benchmark"} else [])], workdir)
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
 
 

@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect or simulate datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 console = Console()
@@ -199,6 +199,9 @@ def benchmark(
     only: Annotated[
         list[str] | None, typer.Option(help="Glob over run keys dataset/model/seedK, e.g. 'movielens/*'.")
     ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override for every run, e.g. --set train.max_minutes=5.")
+    ] = None,
     report_only: Annotated[bool, typer.Option(help="Only rebuild report.md and plots from results.json.")] = False,
     progress: Annotated[bool, typer.Option(help="Show training progress bars.")] = True,
 ) -> None:
@@ -213,7 +216,7 @@ def benchmark(
                 raise IntentRecError(f"{results} not found: run the suite first (without --report-only)")
             doc = json.loads(results.read_text(encoding="utf-8"))
         else:
-            doc = run_suite(suite, out, only=only, progress=progress, log=console.print)
+            doc = run_suite(suite, out, only=only, overrides=set_ or [], progress=progress, log=console.print)
         report = write_report(doc, out)
     except IntentRecError as err:
         _fail(err)
@@ -244,6 +247,53 @@ def tune(
         return
     console.print(f"best {doc['metric']} {doc['value']:.4f} (trial {doc['trial']} of {doc['trials']}): "
                   f"{json.dumps(doc['overrides'])}\nwritten to {out / 'best.json'}")
+
+
+@data_app.command("simulate")
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for events.parquet, items.parquet, README.md.")],
+    preset: Annotated[str, typer.Option(help="tiny | small | medium | large (optionally small@seed=3).")] = "small",
+) -> None:
+    """Generate a Netflix-like streaming log with known session intents (intentrec.datasets.streaming_sim)."""
+    from intentrec.datasets import streaming_sim
+
+    try:
+        cfg = streaming_sim.SimConfig.from_name(preset)
+        t0 = time.perf_counter()
+        with _ProgressCallback(f"simulating {cfg.label}") as advance:
+            log = streaming_sim.simulate(cfg, progress=advance)
+        folder = streaming_sim.write_simulation(log, out)
+    except IntentRecError as err:
+        _fail(err)
+        return
+    console.print(f"{log.events.height:,} events of {log.events['user_id'].n_unique():,} users on "
+                  f"{log.items.height:,} items in {time.perf_counter() - t0:.1f}s -> {folder}\n"
+                  f"train on it with data.source: {{adapter: streaming_sim, path: {folder}}} "
+                  "(see configs/streaming_sim.yaml)")
+
+
+class _ProgressCallback:
+    """A rich progress bar over ``(done, total)`` callbacks."""
+
+    def __init__(self, description: str) -> None:
+        from rich.progress import Progress
+
+        self._progress = Progress(transient=True, console=err_console)
+        self._description = description
+        self._task: Any = None
+
+    def __enter__(self) -> Any:
+        self._progress.start()
+
+        def advance(done: int, total: int) -> None:
+            if self._task is None:
+                self._task = self._progress.add_task(self._description, total=total)
+            self._progress.update(self._task, completed=done)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
 
 
 @data_app.command("describe")

@@ -120,13 +120,18 @@ class ColumnMap(_Frozen):
 class SourceConfig(_Frozen):
     """Where the interactions (and item metadata) come from."""
 
-    adapter: Literal["movielens", "s3rec", "trivago", "table"] = "movielens"
+    adapter: Literal["movielens", "s3rec", "trivago", "table", "streaming_sim"] = "movielens"
     """Built-in reader: ``movielens`` (ml-latest(-small) CSVs, ml-100k, ml-1m/10m), ``s3rec`` (Amazon/Yelp/LastFM
-    benchmark files), ``trivago`` (RecSys Challenge 2019 logs), or ``table`` (any CSV/TSV/Parquet/JSONL file)."""
+    benchmark files), ``trivago`` (RecSys Challenge 2019 logs), ``table`` (any CSV/TSV/Parquet/JSONL file), or
+    ``streaming_sim`` (the simulated streaming log of ``intentrec.datasets.streaming_sim``: ``path`` = a folder
+    written by ``write_simulation``, or ``null`` to generate preset ``name`` in memory: ``tiny``, ``small`` (the
+    default), ``medium``, ``large``, optionally with a seed such as ``small@seed=3``)."""
     path: str | None = None
-    """File or folder to read. ``null`` with ``movielens`` reads the bundled ml-latest-small copy."""
+    """File or folder to read. ``null`` with ``movielens`` reads the bundled ml-latest-small copy; ``null`` with
+    ``streaming_sim`` generates the preset ``name`` in memory (a folder from ``write_simulation`` is read instead)."""
     name: str | None = None
-    """Dataset name inside ``path`` for ``s3rec`` (``Beauty``, ``Sports_and_Outdoors``, ``Yelp``, ``LastFM``)."""
+    """Dataset name inside ``path`` for ``s3rec`` (``Beauty``, ``Sports_and_Outdoors``, ``Yelp``, ``LastFM``);
+    ``streaming_sim`` preset (``tiny``, ``small``, ``medium``, ``large``, optionally ``small@seed=3``)."""
     items_path: str | None = None
     """``table`` adapter: optional item-metadata file (CSV/TSV/Parquet/JSONL) keyed by ``item_columns_id``."""
     item_columns_id: str = "item_id"

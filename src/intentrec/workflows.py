@@ -519,8 +519,25 @@ def dataset_summary(cfg: ExperimentConfig) -> dict[str, Any]:
         "n_events": int(data.item_idx.shape[0]),
         "description": f"{data.spec.dataset}: {data.n_users:,} users, {data.spec.n_items - 2:,} items, "
                        f"{data.item_idx.shape[0]:,} events; {data.split.description}",
-        "ceilings": None,
+        "ceilings": _simulator_ceilings(cfg, data),
     }
+
+
+def _simulator_ceilings(cfg: ExperimentConfig, data: EncodedSequences) -> dict[str, float] | None:
+    """Oracle intent accuracy on the test targets when the data comes from the streaming simulator."""
+    if cfg.data.source.adapter != "streaming_sim" or data.split.test_targets.shape[0] == 0:
+        return None
+    from intentrec.datasets import streaming_sim as sim
+
+    source = cfg.data.source
+    if source.path is not None:
+        events = sim.read_simulation(source.path).events
+    else:
+        events = sim.simulate(sim.SimConfig.from_name(source.name or "small")).events
+    targets = data.split.test_targets
+    users = [data.user_ids[u] for u in targets[:, 0]]
+    times = data.timestamps[data.offsets[targets[:, 0]] + targets[:, 1]]
+    return sim.intent_ceilings(events, users, times)
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

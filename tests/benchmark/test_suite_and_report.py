@@ -71,6 +71,8 @@ def test_expansion_orders_overrides_and_expands_single_heads(tmp_path: Path) -> 
     only = by_key["ml/IntentRec V3 only-recency/seed0"]
     assert only.cfg.model.heads == ("recency",) and only.single_head == "recency" and only.tables == (3,)
     assert by_key["ml/GRU/seed0"].config_hash != by_key["ml/GRU/seed1"].config_hash
+    late = {r.key: r for r in expand_runs(load_suite(path), path.parent, ["model.dropout=0.1"])}
+    assert late["ml/GRU/seed1"].cfg.model.dropout == 0.1  # --set wins over everything in the suite
     assert run_slug("IntentRec V3 only-genre") == "intentrec-v3-only-genre"
 
 

@@ -299,6 +299,8 @@ def write_report(doc: dict[str, Any], root: str | Path) -> Path:
     lines.append(f"Machine: {machine.get('processor', '?')}, {machine.get('cpu_count', '?')} CPUs"
                  f"{', GPU ' + machine['gpu'] if machine.get('gpu') else ', no GPU'}; Python {machine.get('python')}, "
                  f"torch {machine.get('torch')}. Started {doc.get('started')}, updated {doc.get('updated')}.")
+    if doc.get("overrides"):
+        lines.append(f"Overrides for every run (`--set`): {', '.join(f'`{o}`' for o in doc['overrides'])}.")
     total = sum(r.get("wall_seconds", 0.0) for r in done)
     lines.append(f"Runs: {len(done)} finished ({total / 60:.1f} min of run wall time), {len(failed)} failed.")
     lines.append("")

@@ -128,6 +128,7 @@ def run_suite(
     out: str | Path,
     *,
     only: list[str] | None = None,
+    overrides: list[str] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -138,6 +139,7 @@ def run_suite(
         out: output folder (created; reused to resume).
         only: optional glob patterns over run keys ``dataset/model/seedK`` (e.g. ``movielens/*``); other runs are
             neither run nor dropped from earlier results.
+        overrides: ``key=value`` overrides for every run, applied last (recorded in each run's config).
         progress: show training progress bars.
         log: where run headers and epoch lines go.
 
@@ -149,16 +151,18 @@ def run_suite(
     """
     suite_file = Path(suite_path)
     suite = load_suite(suite_file)
-    runs = expand_runs(suite, suite_file.resolve().parent)
+    all_runs = expand_runs(suite, suite_file.resolve().parent, overrides)
+    runs = all_runs
     if only:
-        runs = [r for r in runs if any(fnmatch.fnmatchcase(r.key, pat) for pat in only)]
+        runs = [r for r in all_runs if any(fnmatch.fnmatchcase(r.key, pat) for pat in only)]
         if not runs:
-            raise ConfigError(f"--only {only} matches no run; run keys look like {expand_runs(suite, suite_file.resolve().parent)[0].key}")
+            raise ConfigError(f"--only {only} matches no run; run keys look like {all_runs[0].key!r}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     results_path = root / RESULTS_FILE
     doc = _load_results(results_path) or {"format": RESULTS_FORMAT, "started": _now(), "runs": {}, "datasets": {}}
-    doc.update({"suite": suite.model_dump(mode="json"), "suite_file": str(suite_file), "machine": machine_info()})
+    doc.update({"suite": suite.model_dump(mode="json"), "suite_file": str(suite_file), "machine": machine_info(),
+                "overrides": list(overrides or [])})
 
     def save() -> None:
         doc["updated"] = _now()

@@ -23,8 +23,8 @@ A suite file::
 ``expand: single_heads`` turns one entry into one run per intent of the dataset (``<name> only-<intent>``, with
 ``model.heads: [<intent>]``): the single-head variants of PAPER Table 3.
 
-Later keys win: dataset config file < suite ``set`` < dataset ``set`` < model ``set`` < dataset ``model_set``;
-``train.seed`` is set from the seed last. Every run of a dataset shares its data config (so its targets), which
+Later keys win: dataset config file < suite ``set`` < dataset ``set`` < model ``set`` < dataset ``model_set`` <
+``intentrec benchmark --set``; ``train.seed`` is set from the seed last. Every run of a dataset shares its data config (so its targets), which
 makes the per-target comparisons of the report paired.
 """
 
@@ -211,12 +211,14 @@ def _as_overrides(values: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in values.items()]
 
 
-def expand_runs(suite: Suite, suite_dir: str | Path) -> list[RunSpec]:
+def expand_runs(suite: Suite, suite_dir: str | Path, overrides: list[str] | None = None) -> list[RunSpec]:
     """Every concrete run of ``suite``, datasets in order, then models, then seeds.
 
     Args:
         suite: the validated suite.
         suite_dir: folder of the suite file (dataset config paths are relative to it).
+        overrides: ``key=value`` overrides applied to every run after the suite's own (e.g. a shorter
+            ``train.max_minutes`` on a slow machine); they are part of each run's config, hence of its hash.
 
     Raises:
         ConfigError: a dataset config is missing or a combination of overrides is invalid (named with its run).
@@ -225,7 +227,7 @@ def expand_runs(suite: Suite, suite_dir: str | Path) -> list[RunSpec]:
     for d in suite.datasets:
         path = _config_path(d, Path(suite_dir))
         try:
-            base = load_config(path, [*_as_overrides(suite.set), *_as_overrides(d.set)])
+            base = load_config(path, [*_as_overrides(suite.set), *_as_overrides(d.set), *(overrides or [])])
         except ConfigError as err:
             raise ConfigError(f"suite dataset {d.name!r}: {err}") from None
         intents = [i.name for i in base.data.intents]
@@ -237,11 +239,12 @@ def expand_runs(suite: Suite, suite_dir: str | Path) -> list[RunSpec]:
             if m.expand == "single_heads":
                 variants = [(f"{m.name} only-{i}", {"model.heads": [i]}, i) for i in intents]
             for name, extra, head in variants:
-                overrides = [*_as_overrides(suite.set), *_as_overrides(d.set), *_as_overrides(m.set),
-                             *_as_overrides(extra), *_as_overrides(d.model_set.get(m.name, {}))]
+                run_overrides = [*_as_overrides(suite.set), *_as_overrides(d.set), *_as_overrides(m.set),
+                                 *_as_overrides(extra), *_as_overrides(d.model_set.get(m.name, {}))]
                 for seed in seeds:
                     try:
-                        cfg = load_config(path, [*overrides, f"train.seed={seed}", f"name={json.dumps(name)}"])
+                        cfg = load_config(path, [*run_overrides, *(overrides or []), f"train.seed={seed}",
+                                                 f"name={json.dumps(name)}"])
                     except ConfigError as err:
                         raise ConfigError(f"suite run {d.name}/{name}/seed{seed}: {err}") from None
                     runs.append(RunSpec(d.name, name, seed, cfg, tuple(m.tables), head))

@@ -3,7 +3,9 @@
 * ``movielens`` — ml-latest(-small), ml-100k, ml-1m / ml-10m folders, or the bundled ml-latest-small copy;
 * ``s3rec`` — the S3-Rec benchmark files (Beauty, Sports_and_Outdoors, Yelp, LastFM); untimed;
 * ``trivago`` — RecSys Challenge 2019 session logs;
-* ``table`` — any CSV/TSV/Parquet/JSONL file described by ``data.source.columns``.
+* ``table`` — any CSV/TSV/Parquet/JSONL file described by ``data.source.columns``;
+* ``streaming_sim`` — the simulated streaming log of :mod:`intentrec.datasets.streaming_sim` (a folder written by
+  ``write_simulation``, or a preset generated in memory).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from intentrec.data.schema import (
     validate_interactions,
     validate_items,
 )
+from intentrec.datasets import streaming_sim
 from intentrec.errors import ConfigError, DataError, SchemaError
 
 __all__ = [
@@ -105,6 +108,12 @@ def source_files(source: SourceConfig) -> list[Path]:
     if source.adapter == "s3rec":
         seq, attrs = _s3rec_files(source)
         return [seq, *([attrs] if attrs.is_file() else [])]
+    if source.adapter == "streaming_sim":
+        if source.path is None:  # generated: the config (in the key) and the generator's code define the data
+            _sim_config(source)
+            return [Path(streaming_sim.__file__)]
+        folder = _sim_folder(source)
+        return [check_file(folder / name, "data.source.path") for name in streaming_sim.SIM_FILES]
     path = _required_path(source)
     files = [check_file(path, "data.source.path")]
     if source.adapter == "table" and source.items_path is not None:
@@ -126,7 +135,10 @@ def load(source: SourceConfig) -> RawData:
         SchemaError: a required column is missing (the message names it, the file and the key to set).
         DataError: a file is missing, empty, unreadable or has unparsable values.
     """
-    readers = {"movielens": _movielens, "s3rec": _s3rec, "trivago": _trivago, "table": _table}
+    readers = {
+        "movielens": _movielens, "s3rec": _s3rec, "trivago": _trivago, "table": _table,
+        "streaming_sim": _streaming_sim,
+    }
     raw = readers[source.adapter](source)
     raw.interactions = _drop_null_keys(raw.interactions, raw.report)
     if raw.interactions.height == 0:
@@ -628,3 +640,67 @@ def _table_items(source: SourceConfig, report: dict[str, int]) -> pl.DataFrame:
     if items.height < n_before:
         report["item_rows_duplicate"] = n_before - items.height
     return items
+
+
+# ----------------------------------------------------------------------------------------------------------
+# streaming_sim
+# ----------------------------------------------------------------------------------------------------------
+
+_SIM_EVENT_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP, DURATION, SESSION_ID, "true_intent")
+_SIM_ITEM_COLUMNS = (
+    ITEM_ID, "title", "genre", "format", "show_id", "episode", "n_episodes", "release_date", "runtime", "popularity",
+)
+
+
+def _sim_config(source: SourceConfig) -> streaming_sim.SimConfig:
+    return streaming_sim.SimConfig.from_name(source.name or "small")
+
+
+def _sim_folder(source: SourceConfig) -> Path:
+    folder = _required_path(source)
+    if not folder.is_dir():
+        raise DataError(
+            f"data.source.path = {source.path!r} is not a folder; the streaming_sim adapter needs a folder written "
+            f"by intentrec.datasets.streaming_sim.write_simulation ({list(streaming_sim.SIM_FILES)}), or null to "
+            "generate the preset data.source.name in memory"
+        )
+    return folder
+
+
+def _streaming_sim(source: SourceConfig) -> RawData:
+    """The simulated streaming log (``intentrec.datasets.streaming_sim``).
+
+    ``data.source.path`` = a folder written by ``write_simulation`` is read; ``null`` generates the preset
+    ``data.source.name`` in memory (``tiny``, ``small`` when null, ``medium``, ``large``; ``small@seed=3`` picks a
+    seed; the name is ignored when a path is given). The dataset is named ``streaming_sim-<preset>[@seed=<n>]``.
+
+    Interactions keep ``duration`` (minutes watched), ``session_id`` (the simulated sessions, so sessions follow
+    them rather than the inactivity gap) and ``true_intent`` (the latent session intent, for analysis; do not use it
+    as an input feature). The generator's realised labels, oracle predictions and ``fit`` stay out (they would leak
+    the latent state); read them with ``read_simulation`` for ceilings. Item attributes: ``title``, ``genre``,
+    ``format`` (``movie``/``show``), ``show_id`` (a movie's own id; groups the episodes of a show), ``episode``,
+    ``n_episodes``, ``release_date`` (seconds), ``runtime`` (minutes) and ``popularity``.
+
+    The seen-item filter defaults to off: continuing a show plays a new item (the next episode), but finished movies
+    and shows are sometimes rewatched, and a seen item is a legitimate next item here.
+    """
+    if source.path is None:
+        log = streaming_sim.simulate(_sim_config(source))
+        origin: str | Path = "generated"
+    else:
+        folder = _sim_folder(source)
+        log = streaming_sim.read_simulation(folder)
+        origin = folder
+    events, items = log.events, log.items
+    require_columns(events.columns, dict.fromkeys(_SIM_EVENT_COLUMNS, "data.source.path (a streaming_sim folder)"),
+                    origin=origin, what="simulated events")
+    require_columns(items.columns, dict.fromkeys(_SIM_ITEM_COLUMNS, "data.source.path (a streaming_sim folder)"),
+                    origin=origin, what="simulated items")
+    frame = events.select(
+        pl.col(USER_ID).cast(pl.String), pl.col(ITEM_ID).cast(pl.String), pl.col(TIMESTAMP).cast(pl.Float64),
+        pl.col(DURATION).cast(pl.Float64), pl.col(SESSION_ID).cast(pl.String), pl.col("true_intent").cast(pl.String),
+    ).pipe(_with_row)
+    items = items.select(_SIM_ITEM_COLUMNS).with_columns(
+        date_to_seconds(pl.col("release_date"), items.schema["release_date"]).alias("release_date")
+    )
+    return RawData(frame, items, timed=True, dataset=f"streaming_sim-{log.config.label}", exclude_seen_default=False)
