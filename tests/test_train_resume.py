@@ -45,3 +45,17 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path: Path) -> No
     assert [h["loss/total"] for h in h1] == pytest.approx([h["loss/total"] for h in h2], abs=1e-6)
     per_target = np.load(tmp_path / "resumed" / "per_target_test.npz", allow_pickle=False)
     assert per_target["ndcg@10"].shape == per_target["user_id"].shape == per_target["position"].shape
+
+
+def test_time_budget_stops_after_the_epoch_that_exhausts_it_and_counts_resumed_time(tmp_path: Path) -> None:
+    base = ["train.epochs=4", "train.max_steps_per_epoch=2", "train.patience=5", f"data.cache_dir={tmp_path / 'c'}"]
+    cfg = load_config(REPO / "configs" / "tiny.yaml", [*base, "train.max_minutes=0.00001"])
+    out = workflows.train(cfg, tmp_path / "run", progress=False, log=lambda _: None)
+    assert out.fit.epochs_run == 1 and out.fit.stop_reason == "time_budget"
+    assert out.test["training"]["stop_reason"] == "time_budget" and (tmp_path / "run" / "metrics.json").is_file()
+    # resuming with the same tiny budget: the earlier session's time already exhausts it, so one more epoch ends it
+    again = workflows.train(cfg, tmp_path / "run", resume=True, progress=False, log=lambda _: None)
+    assert again.fit.epochs_run == 2 and again.fit.stop_reason == "time_budget"
+    # without a budget the run goes to max epochs
+    free = load_config(REPO / "configs" / "tiny.yaml", base)
+    assert workflows.train(free, tmp_path / "free", progress=False, log=lambda _: None).fit.stop_reason == "max_epochs"

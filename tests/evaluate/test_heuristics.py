@@ -334,3 +334,18 @@ def test_knn_heuristics_beat_random_ranking_on_movielens() -> None:
         report = evaluate_heuristic(scorer, data, targets, **kwargs)
         assert report.n_targets == targets.shape[0]
         assert report.item["ndcg@10"] > max(5 * random.item["ndcg@10"], 0.01), architecture
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_scores_are_causal_a_later_event_never_changes_an_earlier_prediction(architecture: str) -> None:
+    data = _session_data()
+    scorer = fit_heuristic(_cfg(architecture, knn_neighbors=2, knn_history=3), data)
+    user = 3
+    p = int(data.offsets[user + 1] - data.offsets[user]) - 2  # a target with one event after it
+    target = np.array([[user, p]])
+    before = scorer.score(data, target)
+    items, session = data.item_idx.copy(), data.session.copy()
+    row = int(data.offsets[user]) + p  # the target itself and the event after it
+    items[row : row + 2], session[row : row + 2] = [8, 9], [7, 7]
+    after = scorer.score(dataclasses.replace(data, item_idx=items, session=session), target)
+    torch.testing.assert_close(before, after)
