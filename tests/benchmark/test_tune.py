@@ -53,3 +53,8 @@ def test_tune_selects_on_validation_never_scores_test_and_resumes(tmp_path: Path
     doc = tune(REPO / "configs" / "tiny.yaml", space, out, trials=3, overrides=overrides, log=lines.append)
     assert doc["trials"] == 3 and len(list((out / "trials").iterdir())) == 3
     assert json.loads((out / "best.json").read_text())["trials"] == 3
+
+
+def test_shipped_search_spaces_are_valid() -> None:
+    for path in sorted((REPO / "benchmarks").glob("search_space*.yaml")):
+        assert "train.lr" in load_space(path)

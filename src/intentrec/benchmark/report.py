@@ -68,6 +68,8 @@ class _Model:
             return "N/A"
         mean, std = mean_std(vals)
         text = f"{mean:.4f}" + (f" ± {std:.4f}" if len(vals) > 1 else "")
+        if self.heuristic and column.startswith("intent:"):
+            text += "†"  # an untrained baseline predicts the majority training label
         rel = relative_improvement(mean, reference)
         return text + (f" ({100 * rel:+.2f}%)" if rel is not None else "")
 
@@ -119,6 +121,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _fmt_p(p: float) -> str:
+    if p == 0.0:
+        return "< 1e-300"  # below double precision
     return f"{p:.2e}" if p < 1e-3 else f"{p:.4f}"
 
 
@@ -176,6 +180,9 @@ def _dataset_section(
                 cells.append(m.cell(col, base))
             rows.append(cells)
         lines.extend(_md_table(header, rows))
+        if any(m.heuristic for m in rows_models) and intent_cols:
+            lines.append("")
+            lines.append("† untrained baseline: its intent prediction is always the majority training label.")
         lines.append("")
 
     ref = suite["reference"]
@@ -234,7 +241,8 @@ def _dataset_section(
             rows.append([i, f"{ceiling:.4f}", f"{pop.get('accuracy', float('nan')):.4f}",
                          f"{star_v:.4f}" if star_v is not None else "N/A",
                          f"{bm.name} {bm.mean('test', f'intent:{i}'):.4f}" if bm is not None else "N/A"])
-        lines.extend(_md_table(["intent", "oracle ceiling", "majority label", suite["intentrec"], "best model"], rows))
+        lines.extend(_md_table(["intent", "oracle ceiling", "majority training label", suite["intentrec"], "best model"],
+                               rows))
         lines.append("")
 
     lines.append("### Cost")
