@@ -239,24 +239,35 @@ def train(
     if matplotlib_available() and result.history:
         plot_history(result.history, run / "training_curves.png", f"{cfg.name}: {cfg.model.label}")
     load_model_weights(model, run / BEST_WEIGHTS)
+    return _write_metrics(cfg, data, run, result, lambda t: _evaluate(cfg, model, data, t, label_counts),
+                          evaluate_test, prepare_seconds)
+
+
+def _write_metrics(
+    cfg: ExperimentConfig, data: EncodedSequences, run: Path, result: FitResult,
+    evaluate: Callable[[np.ndarray], MetricReport], evaluate_test: bool, prepare_seconds: float,
+    val_report: MetricReport | None = None,
+) -> TrainOutcome:
+    """Score validation (and test) with ``evaluate`` beside the popularity floor; write the metric files."""
     training = {
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
         "train_seconds": round(result.train_seconds, 2), "monitor": cfg.train.monitor,
         "best_validation": result.best_metric, "stop_reason": result.stop_reason,
     }
-    val_report = _evaluate(cfg, model, data, data.split.val_targets, label_counts)
-    pop_val = evaluate_popularity(data, data.split.val_targets, exclude_seen=_exclude_seen(cfg, data.spec),
-                                  ks=cfg.eval.ks, intent_topk=cfg.eval.intent_topk)
-    val_doc = _metrics_document(cfg, data, "validation", val_report, pop_val)
-    val_doc["training"] = training
+
+    def document(split: str, targets: np.ndarray, report: MetricReport) -> dict[str, Any]:
+        pop = evaluate_popularity(data, targets, exclude_seen=_exclude_seen(cfg, data.spec), ks=cfg.eval.ks,
+                                  intent_topk=cfg.eval.intent_topk)
+        doc = _metrics_document(cfg, data, split, report, pop)
+        doc["training"] = training
+        return doc
+
+    val_doc = document("validation", data.split.val_targets, val_report or evaluate(data.split.val_targets))
     atomic_write_text(run / "metrics_validation.json", json.dumps(val_doc, indent=2))
     if not evaluate_test:
         return TrainOutcome(run, result, {}, val_doc, prepare_seconds)
-    test_report = _evaluate(cfg, model, data, data.split.test_targets, label_counts)
-    pop_test = evaluate_popularity(data, data.split.test_targets, exclude_seen=_exclude_seen(cfg, data.spec),
-                                   ks=cfg.eval.ks, intent_topk=cfg.eval.intent_topk)
-    test_doc = _metrics_document(cfg, data, "test", test_report, pop_test)
-    test_doc["training"] = training
+    test_report = evaluate(data.split.test_targets)
+    test_doc = document("test", data.split.test_targets, test_report)
     atomic_write_text(run / METRICS_FILE, json.dumps(test_doc, indent=2))
     _save_per_target(run / "per_target_test.npz", test_report, data, data.split.test_targets)
     return TrainOutcome(run, result, test_doc, val_doc, prepare_seconds)
@@ -271,31 +282,16 @@ def _fit_heuristic_run(
     scorer = fit_heuristic(cfg.model, data)
     fit_seconds = time.perf_counter() - t0
     log(f"model {cfg.model.label}: fitted on training events in {fit_seconds:.1f}s (no gradient training)")
-    exclude = _exclude_seen(cfg, data.spec)
     label_counts = intent_label_counts(data)
 
-    def report(targets: np.ndarray) -> tuple[MetricReport, MetricReport]:
-        kw: dict[str, Any] = {"exclude_seen": exclude, "ks": cfg.eval.ks, "intent_topk": cfg.eval.intent_topk}
-        return (evaluate_heuristic(scorer, data, targets, label_counts=label_counts, **kw),
-                evaluate_popularity(data, targets, **kw))
+    def evaluate(targets: np.ndarray) -> MetricReport:
+        return evaluate_heuristic(scorer, data, targets, exclude_seen=_exclude_seen(cfg, data.spec), ks=cfg.eval.ks,
+                                  intent_topk=cfg.eval.intent_topk, label_counts=label_counts)
 
-    val_report, pop_val = report(data.split.val_targets)
-    monitor = val_report.item.get(cfg.train.monitor, float("nan"))
-    result = FitResult(best_epoch=0, best_metric=monitor, epochs_run=0, stopped_early=False,
-                       train_seconds=fit_seconds, history=[], stop_reason="fitted")
-    training = {"best_epoch": 0, "epochs_run": 0, "stopped_early": False, "train_seconds": round(fit_seconds, 2),
-                "monitor": cfg.train.monitor, "best_validation": monitor, "stop_reason": "fitted"}
-    val_doc = _metrics_document(cfg, data, "validation", val_report, pop_val)
-    val_doc["training"] = training
-    atomic_write_text(run / "metrics_validation.json", json.dumps(val_doc, indent=2))
-    if not evaluate_test:
-        return TrainOutcome(run, result, {}, val_doc, prepare_seconds)
-    test_report, pop_test = report(data.split.test_targets)
-    test_doc = _metrics_document(cfg, data, "test", test_report, pop_test)
-    test_doc["training"] = training
-    atomic_write_text(run / METRICS_FILE, json.dumps(test_doc, indent=2))
-    _save_per_target(run / "per_target_test.npz", test_report, data, data.split.test_targets)
-    return TrainOutcome(run, result, test_doc, val_doc, prepare_seconds)
+    val_report = evaluate(data.split.val_targets)
+    result = FitResult(best_epoch=0, best_metric=val_report.item.get(cfg.train.monitor, float("nan")), epochs_run=0,
+                       stopped_early=False, train_seconds=fit_seconds, history=[], stop_reason="fitted")
+    return _write_metrics(cfg, data, run, result, evaluate, evaluate_test, prepare_seconds, val_report)
 
 
 # ----------------------------------------------------------------------------------------------------------
