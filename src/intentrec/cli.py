@@ -1,4 +1,5 @@
-"""Command line: ``intentrec quickstart | data describe | train | evaluate | recommend | benchmark | tune``.
+"""Command line: ``intentrec quickstart | data | train | evaluate | recommend | export | predict | serve | benchmark |
+tune``.
 
 Thin: every command delegates to :mod:`intentrec.workflows` (or :mod:`intentrec.data` for statistics).
 """
@@ -190,6 +191,106 @@ def recommend(
         sys.stdout.write(json.dumps(asdict(rec), indent=2) + "\n")
     else:
         _print_recommendation(rec)
+
+
+def _column_map(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        canonical, sep, yours = pair.partition("=")
+        if not sep or not canonical.strip() or not yours.strip():
+            raise IntentRecError(f"--column {pair!r}: use canonical=yours, e.g. --column user_id=userId")
+        if canonical.strip() not in {"user_id", "item_id", "timestamp", "session_id"}:
+            raise IntentRecError(f"--column {pair!r}: the canonical name must be user_id, item_id, timestamp or "
+                                 "session_id (other columns are read by their own names)")
+        out[canonical.strip()] = yours.strip()
+    return out
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `intentrec train`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
+    format_: Annotated[
+        list[str] | None,
+        typer.Option("--format", "-f", help="Formats: 'safetensors' (always written) and 'onnx' (adds model.onnx)."),
+    ] = None,
+) -> None:
+    """Write the serving bundle of a run: weights, config, vocabularies, item features, checksums (and ONNX)."""
+    from intentrec import workflows
+    from intentrec.serve.bundle import load_bundle
+
+    formats = {f.strip().lower() for f in format_ or ["safetensors"]}
+    unknown = formats - {"safetensors", "onnx"}
+    try:
+        if unknown:
+            raise IntentRecError(f"--format {sorted(unknown)}: use safetensors and/or onnx")
+        path = workflows.export(run_dir, out, onnx="onnx" in formats)
+        bundle = load_bundle(path)
+    except (IntentRecError, ImportError) as err:
+        _fail(err)
+        return
+    files = ", ".join(f"{name} ({meta['bytes'] / 1e6:.1f} MB)" for name, meta in bundle.manifest["files"].items())
+    console.print(f"bundle {bundle.model_version} -> {path}\n  {files}\n  {len(bundle.item_vocab) - 2:,} items; "
+                  f"intents: {', '.join(bundle.head_names) or 'none'}")
+
+
+@app.command()
+def predict(
+    bundle_dir: Annotated[Path, typer.Argument(help="A bundle written by `intentrec export`.")],
+    input_: Annotated[Path, typer.Option("--input", "-i", help="Events file (CSV/TSV/Parquet/JSONL).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output Parquet file.")],
+    k: Annotated[int, typer.Option(min=1, help="Items per user.")] = 100,
+    column: Annotated[
+        list[str] | None, typer.Option(help="Map a column: canonical=yours, e.g. --column user_id=userId.")
+    ] = None,
+    by: Annotated[str, typer.Option(help="user or session (needs a session_id column).")] = "user",
+    exclude_seen: Annotated[
+        bool | None, typer.Option("--exclude-seen/--keep-seen", help="Drop history items (default: the model's).")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Events read per chunk (bounds memory).")] = 100_000,
+    backend: Annotated[str, typer.Option(help="torch or onnx (needs a bundle exported with --format onnx).")] = "torch",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Batch inference: top-k items, intents, attention weights and Z for every user of an events file."""
+    from intentrec import workflows
+
+    try:
+        workflows.predict(bundle_dir, input_, out, k=k, columns=_column_map(column), by=by,
+                          exclude_seen=exclude_seen, chunk_rows=chunk_rows, backend=backend, progress=progress,
+                          log=console.print)
+    except IntentRecError as err:
+        _fail(err)
+
+
+@app.command()
+def serve(
+    bundle_dir: Annotated[Path, typer.Argument(help="A bundle written by `intentrec export`.")],
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default; 0.0.0.0 exposes it).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
+    backend: Annotated[str, typer.Option(help="torch or onnx.")] = "torch",
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model).")] = 1,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Name of an environment variable holding the API key clients must send.")
+    ] = None,
+) -> None:
+    """Serve recommendations over HTTP: POST /v1/recommend, GET /v1/metadata, /healthz, /docs."""
+    import os
+
+    try:
+        from intentrec.serve.http import ServiceSettings, run_server
+    except ImportError as err:
+        _fail(IntentRecError(f"the HTTP service needs the serve extra: pip install 'intentrec[serve]' ({err})"))
+        return
+    try:
+        key = None
+        if api_key_env is not None:
+            key = os.environ.get(api_key_env)
+            if not key:
+                raise IntentRecError(f"--api-key-env {api_key_env}: that environment variable is not set or empty")
+        run_server(bundle_dir, host=host, port=port, backend=backend, workers=workers,
+                   settings=ServiceSettings(api_key=key))
+    except IntentRecError as err:
+        _fail(err)
 
 
 @app.command()

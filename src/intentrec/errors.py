@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "IntentRecError",
+    "RequestError",
     "SchemaError",
     "UnknownItemError",
     "VocabError",
@@ -42,3 +43,7 @@ class UnknownItemError(VocabError):
 
 class CheckpointError(IntentRecError):
     """A checkpoint or run directory is missing, truncated or incompatible."""
+
+
+class RequestError(IntentRecError):
+    """A live request (HTTP body, batch-prediction row) is invalid: the message names the event and the field."""

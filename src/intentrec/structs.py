@@ -9,15 +9,25 @@ Shape notation used across the package:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
-from typing import Literal
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from intentrec.vocab import ItemVocab, LabelVocab
 
-__all__ = ["AttributeSpec", "DataSpec", "EncodedSequences", "ModelOutput", "SequenceBatch", "Split"]
+__all__ = [
+    "AttributeRule",
+    "AttributeSpec",
+    "DataSpec",
+    "EncodedSequences",
+    "LiveFeatures",
+    "ModelOutput",
+    "NumericRule",
+    "SequenceBatch",
+    "Split",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,22 @@ class DataSpec:
             if a.name == name:
                 return a
         raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe form (inverse: :meth:`from_json`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> DataSpec:
+        """Inverse of :meth:`to_json` (extra keys are ignored)."""
+        return cls(
+            n_items=int(doc["n_items"]),
+            attributes=tuple(AttributeSpec(**a) for a in doc["attributes"]),
+            numeric=tuple(doc["numeric"]),
+            timed=bool(doc["timed"]),
+            dataset=str(doc.get("dataset", "")),
+            exclude_seen_default=bool(doc.get("exclude_seen_default", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -142,6 +168,70 @@ class EncodedSequences:
     def user_slice(self, u: int) -> slice:
         """Event rows of user row ``u``."""
         return slice(int(self.offsets[u]), int(self.offsets[u + 1]))
+
+
+@dataclass(frozen=True)
+class AttributeRule:
+    """How a live request derives one categorical attribute of each event (serving; built by the data stage).
+
+    ``source``:
+
+    * ``item`` — a property of the item, looked up in :attr:`LiveFeatures.item_codes`;
+    * ``event`` — a property of the interaction (e.g. the action type), read from the request event's ``field``;
+    * ``recency`` — the bucketed age of the item at the event's time, from the item's release date
+      (:attr:`LiveFeatures.item_release`, or the event's ``field`` when the release date is an interaction column);
+    * ``repeat`` — whether the item (or its series, :attr:`LiveFeatures.item_series`) occurred earlier in the history.
+    """
+
+    name: str
+    """Attribute name (as in :class:`DataSpec`)."""
+    source: Literal["item", "event", "recency", "repeat"]
+    """Where the value comes from (see the class docstring)."""
+    field: str | None
+    """Request field (the source column name) for ``event`` rules and interaction-level release dates."""
+    multi: bool
+    """Several labels per event."""
+    width: int
+    """L of a multi-valued attribute (labels kept per event), 0 for single-valued ones."""
+    buckets_days: tuple[float, ...] = ()
+    """``recency``: bucket edges in days."""
+
+
+@dataclass(frozen=True)
+class NumericRule:
+    """How a live request derives one numeric input feature (min-max scaled with training statistics)."""
+
+    name: str
+    """Column name (as in :attr:`DataSpec.numeric`)."""
+    source: Literal["item", "event"]
+    """``item``: looked up in :attr:`LiveFeatures.item_numeric`; ``event``: read from the request event."""
+    lo: float
+    """Training minimum."""
+    hi: float
+    """Training maximum (``lo == hi == 0`` when the training data had no finite value: the feature is 0)."""
+
+
+@dataclass(frozen=True)
+class LiveFeatures:
+    """Everything needed to turn raw request events into model inputs without the training data.
+
+    Item tables are indexed by item index (rows 0 and 1, PAD and UNK, are zeros).
+    """
+
+    rules: tuple[AttributeRule, ...]
+    """One per categorical attribute, in :attr:`DataSpec.attributes` order."""
+    numeric: tuple[NumericRule, ...]
+    """One per numeric feature, in :attr:`DataSpec.numeric` order."""
+    item_codes: dict[str, np.ndarray]
+    """``item`` attribute -> (I,) or (I, L) int64 class indices of each item."""
+    item_release: dict[str, np.ndarray]
+    """``recency`` attribute with an item-level release date -> (I,) float64 seconds (NaN = unknown)."""
+    item_series: dict[str, np.ndarray]
+    """``repeat`` attribute -> (I,) int64 group of each item (its series, else a group of its own)."""
+    item_numeric: np.ndarray
+    """(I, F) float32 scaled values of the ``item`` numeric features (0 in the columns of ``event`` ones)."""
+    popularity: np.ndarray
+    """(I,) int64 training-event count of each item (the fallback ranking for an empty history)."""
 
 
 def _to(value: object, device: torch.device | str, non_blocking: bool) -> object:

@@ -10,6 +10,7 @@ Index conventions, shared by every vocabulary:
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,13 +18,36 @@ from typing import Any
 
 from intentrec.errors import VocabError
 
-__all__ = ["OTHER_LABEL", "PAD_IDX", "UNK_IDX", "ItemVocab", "LabelVocab", "vocabs_from_json", "vocabs_to_json"]
+__all__ = [
+    "OTHER_LABEL",
+    "PAD_IDX",
+    "REPEAT_LABELS",
+    "UNK_IDX",
+    "ItemVocab",
+    "LabelVocab",
+    "recency_labels",
+    "vocabs_from_json",
+    "vocabs_to_json",
+]
 
 PAD_IDX = 0
 UNK_IDX = 1
 OTHER_LABEL = "other"
+REPEAT_LABELS = ("new", "repeat")
+"""Labels of a ``repeat`` intent: the item (or its series) is new to the user, or engaged with before."""
 _PAD_TOKEN = "<pad>"
 _UNK_TOKEN = "<unk>"
+
+
+def recency_labels(edges_days: Sequence[float]) -> list[str]:
+    """Bucket labels named from the edges: ``(7, 30, 365)`` -> ``['<=7d', '7d-30d', '30d-365d', '>365d']``.
+
+    Example:
+        >>> recency_labels((7.0, 30.0, 365.0))
+        ['<=7d', '7d-30d', '30d-365d', '>365d']
+    """
+    names = [f"{e:g}d" for e in edges_days]
+    return [f"<={names[0]}"] + [f"{a}-{b}" for a, b in itertools.pairwise(names)] + [f">{names[-1]}"]
 
 
 def _ranked(counts: Mapping[str, int]) -> list[str]:

@@ -9,7 +9,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from intentrec.config import HEURISTICS, ExperimentConfig, config_from_dict, load_config
 from intentrec.data import prepare
+from intentrec.data.pipeline import prepare_with_report
 from intentrec.errors import CheckpointError, ConfigError, IntentRecError
 from intentrec.evaluate.evaluator import (
     TIE_POLICY,
@@ -33,7 +34,7 @@ from intentrec.features.collate import CollateSettings, collate
 from intentrec.features.dataset import EvalTargets, TrainingWindows, bucketed_batches, example_from_events
 from intentrec.model import build_model
 from intentrec.model.losses import IntentRecLoss
-from intentrec.structs import AttributeSpec, DataSpec, EncodedSequences, SequenceBatch
+from intentrec.structs import DataSpec, EncodedSequences, SequenceBatch
 from intentrec.train.checkpoint import atomic_write_text, load_model_weights
 from intentrec.train.curves import matplotlib_available, plot_history
 from intentrec.train.loop import BEST_WEIGHTS, FitResult, fit, resolve_device, seed_everything
@@ -45,7 +46,9 @@ __all__ = [
     "dataset_summary",
     "evaluate_run",
     "evaluate_split",
+    "export",
     "load_run",
+    "predict",
     "recommend",
     "train",
 ]
@@ -141,22 +144,11 @@ def _save_per_target(path: Path, report: MetricReport, data: EncodedSequences, t
 
 
 def _spec_to_json(spec: DataSpec, label_widths: dict[str, int]) -> dict[str, Any]:
-    doc = asdict(spec)
-    doc["label_widths"] = label_widths
-    return doc
+    return {**spec.to_json(), "label_widths": label_widths}
 
 
 def _spec_from_json(doc: dict[str, Any]) -> tuple[DataSpec, dict[str, int]]:
-    attrs = tuple(AttributeSpec(**a) for a in doc["attributes"])
-    spec = DataSpec(
-        n_items=int(doc["n_items"]),
-        attributes=attrs,
-        numeric=tuple(doc["numeric"]),
-        timed=bool(doc["timed"]),
-        dataset=str(doc.get("dataset", "")),
-        exclude_seen_default=bool(doc.get("exclude_seen_default", False)),
-    )
-    return spec, {k: int(v) for k, v in doc.get("label_widths", {}).items()}
+    return DataSpec.from_json(doc), {k: int(v) for k, v in doc.get("label_widths", {}).items()}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -306,6 +298,10 @@ class RunArtifacts:
     cfg: ExperimentConfig
     data: EncodedSequences
     model: nn.Module
+    stats: dict[str, Any] = field(default_factory=dict)
+    """Preparation statistics (numeric min/max, cut-offs) of ``data``."""
+    run_dir: Path | None = None
+    """The run directory it was loaded from."""
 
 
 def load_run(run_dir: str | Path, *, progress: bool = False) -> RunArtifacts:
@@ -333,7 +329,8 @@ def load_run(run_dir: str | Path, *, progress: bool = False) -> RunArtifacts:
     except (json.JSONDecodeError, ConfigError) as err:
         raise CheckpointError(f"{run / CONFIG_FILE} is unreadable: {err}") from None
     saved_spec, _ = _spec_from_json(json.loads((run / SPEC_FILE).read_text(encoding="utf-8")))
-    data = prepare(cfg.data, progress=progress)
+    prepared = prepare_with_report(cfg.data, progress=progress)
+    data = prepared.data
     if data.spec != saved_spec:
         raise CheckpointError(
             f"the data prepared from {run / CONFIG_FILE} no longer matches the trained model "
@@ -342,7 +339,7 @@ def load_run(run_dir: str | Path, *, progress: bool = False) -> RunArtifacts:
     model = build_model(cfg.model, data.spec)
     load_model_weights(model, run / BEST_WEIGHTS)
     model.eval()
-    return RunArtifacts(cfg, data, model)
+    return RunArtifacts(cfg, data, model, prepared.stats, run)
 
 
 def evaluate_split(art: RunArtifacts, split: str = "test") -> MetricReport:
@@ -498,6 +495,184 @@ def _with_appended_slot(data: EncodedSequences, u: int) -> EncodedSequences:
         label_vocabs=data.label_vocabs,
         duration_median=data.duration_median,
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# export (the bundle) and batch prediction
+# ----------------------------------------------------------------------------------------------------------
+
+
+def export(run_dir: str | Path, out: str | Path, *, onnx: bool = False, progress: bool = False) -> Path:
+    """Write the serving bundle of a finished run (``intentrec export``).
+
+    Args:
+        run_dir: a training run directory.
+        out: the bundle directory (replaced when it is an existing bundle).
+        onnx: also write ``model.onnx`` (the scorer as an ONNX graph; needs the ``onnx`` package).
+        progress: print data-preparation timings.
+
+    Returns:
+        The bundle directory.
+
+    Raises:
+        CheckpointError: the run is not finished, is a heuristic baseline, or ``out`` is not replaceable.
+    """
+    from intentrec.data.live import live_features
+    from intentrec.serve.bundle import write_bundle
+
+    art = load_run(run_dir, progress=progress)
+    live = live_features(art.cfg.data, art.data, art.stats.get("numeric_min_max", {}))
+    widths = _label_widths(art.data)
+    extra_files: dict[str, bytes] = {}
+    if onnx:
+        from intentrec.serve.onnx import ONNX_FILE, onnx_bytes
+
+        extra_files[ONNX_FILE] = onnx_bytes(art.model, art.cfg, art.data.spec, widths)
+    return write_bundle(
+        out, model=art.model, cfg=art.cfg, spec=art.data.spec, label_widths=widths,
+        item_vocab=art.data.item_vocab, label_vocabs=art.data.label_vocabs, live=live,
+        item_names=art.data.item_names, fingerprint=art.data.fingerprint, source=str(Path(run_dir).resolve()),
+        extra_files=extra_files,
+    )
+
+
+@dataclass
+class PredictSummary:
+    """What :func:`predict` wrote."""
+
+    out: Path
+    """The Parquet file."""
+    histories: int
+    """Rows written (users or sessions)."""
+    events: int
+    """Input events read."""
+    fallbacks: int
+    """Histories without a known item (popularity results)."""
+    ignored_items: int
+    """Unknown item ids dropped, summed over histories."""
+    errors: int
+    """Histories that could not be scored (their ``error`` column says why)."""
+    seconds: float
+    """Wall time."""
+
+
+def predict_schema(head_names: tuple[str, ...], has_fusion: bool) -> dict[str, str]:
+    """Columns of the batch-prediction Parquet file (one row per user or session)."""
+    schema = {"user_id": "string", "items": "list<string>", "scores": "list<float32>"}
+    for name in head_names:
+        schema[f"{name}_labels"] = "list<string>"
+        schema[f"{name}_probs"] = "list<float32>"
+        if has_fusion:
+            schema[f"{name}_attention"] = "float32"
+    if has_fusion:
+        schema["intent_embedding"] = "list<float32>"
+    schema.update({"n_events": "int64", "events_used": "int64", "fallback": "string",
+                   "ignored_items": "list<string>", "error": "string"})
+    return schema
+
+
+def predict(
+    bundle_dir: str | Path,
+    input_path: str | Path,
+    out: str | Path,
+    *,
+    k: int = 100,
+    columns: dict[str, str] | None = None,
+    by: str = "user",
+    exclude_seen: bool | None = None,
+    chunk_rows: int = 100_000,
+    backend: str = "torch",
+    intent_top: int = 5,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> PredictSummary:
+    """Batch inference (``intentrec predict``): top-k items, intents, attention and Z for every user of a file.
+
+    Streams the input in chunks of ``chunk_rows`` events (memory bounded by the chunk, not the file) and writes
+    one Parquet row per user (or session, ``by="session"``) with the columns of :func:`predict_schema`. A history
+    that cannot be scored (e.g. a wrong attribute type) gets an ``error`` and empty results; the others go on.
+    The output appears only when the run finishes (temporary file + rename).
+
+    Raises:
+        CheckpointError: the bundle is missing, damaged or from another version.
+        SchemaError / DataError: the input lacks a required column or cannot be read.
+    """
+    from intentrec.data.stream import ParquetRowWriter, iter_histories
+    from intentrec.errors import RequestError
+    from intentrec.features.live import LiveEvent
+    from intentrec.serve.predictor import Prediction, Predictor, PredictRequest
+
+    t0 = time.perf_counter()
+    pred = Predictor.from_path(bundle_dir, backend=backend, intent_top=intent_top)
+    bundle = pred.bundle
+    live = bundle.live
+    fields = [r.field for r in live.rules if r.field] + [n.name for n in live.numeric if n.source == "event"]
+    has_fusion = getattr(bundle.model, "intent_fusion", None) is not None
+    schema = predict_schema(pred.head_names, has_fusion)
+
+    def row(key: str, n: int, p: Prediction | None, error: str | None) -> dict[str, Any]:
+        r: dict[str, Any] = {"user_id": key, "items": [], "scores": [], "n_events": n, "events_used": 0,
+                             "fallback": None, "ignored_items": [], "error": error}
+        for name in pred.head_names:
+            r[f"{name}_labels"], r[f"{name}_probs"] = [], []
+            if has_fusion:
+                r[f"{name}_attention"] = None
+        if has_fusion:
+            r["intent_embedding"] = None
+        if p is None:
+            return r
+        r.update(items=[i for i, _ in p.items], scores=[s for _, s in p.items], events_used=p.events_used,
+                 fallback=p.fallback, ignored_items=list(p.ignored_items))
+        for name, labels in p.intents.items():
+            r[f"{name}_labels"] = [lab for lab, _ in labels]
+            r[f"{name}_probs"] = [q for _, q in labels]
+            if has_fusion:
+                r[f"{name}_attention"] = p.attention.get(name)
+        if has_fusion:
+            r["intent_embedding"] = p.intent_embedding
+        return r
+
+    counts = {"histories": 0, "events": 0, "fallbacks": 0, "ignored": 0, "errors": 0}
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
+                   TimeRemainingColumn(), disable=not progress, transient=False)
+    with ParquetRowWriter(out, schema) as writer, bar:
+        task = bar.add_task("predict", total=None)
+        for histories, n_rows in iter_histories(input_path, columns=columns, attributes=fields, by=by,
+                                                 require_time=bundle.spec.timed, chunk_rows=chunk_rows,
+                                                 on_total=lambda n: bar.update(task, total=n)):
+            requests = []
+            for h in histories:
+                events = [LiveEvent(item, None if not np.isfinite(t) else float(t),
+                                    {a: v[i] for a, v in h.attributes.items()})
+                          for i, (item, t) in enumerate(zip(h.item_ids, h.timestamps.tolist(), strict=True))]
+                requests.append(PredictRequest(events, k=k, exclude_seen=exclude_seen, user_id=h.key))
+            try:
+                results: list[tuple[Prediction | None, str | None]] = [(p, None) for p in pred.predict_many(requests)]
+            except RequestError:  # score one by one so a bad history does not sink the chunk
+                results = []
+                for r in requests:
+                    try:
+                        results.append((pred.predict_many([r])[0], None))
+                    except RequestError as err:
+                        results.append((None, str(err)))
+            rows = []
+            for h, (p, error) in zip(histories, results, strict=True):
+                rows.append(row(h.key, len(h.item_ids), p, error))
+                counts["errors"] += error is not None
+                counts["fallbacks"] += p is not None and p.fallback is not None
+                counts["ignored"] += 0 if p is None else len(p.ignored_items)
+            writer.write(rows)
+            counts["histories"] += len(histories)
+            counts["events"] += n_rows
+            bar.update(task, completed=counts["events"])
+    summary = PredictSummary(Path(out), counts["histories"], counts["events"], counts["fallbacks"], counts["ignored"],
+                             counts["errors"], time.perf_counter() - t0)
+    log(f"wrote {summary.histories:,} {by}s ({summary.events:,} events) to {summary.out} in {summary.seconds:.1f}s; "
+        f"{summary.fallbacks} popularity fallbacks, {summary.ignored_items} unknown item ids ignored, "
+        f"{summary.errors} errors")
+    return summary
 
 
 def dataset_summary(cfg: ExperimentConfig) -> dict[str, Any]:

@@ -8,7 +8,6 @@ checks is ignored (and rebuilt by the caller), never trusted.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ import numpy as np
 
 from intentrec.config import DataConfig
 from intentrec.errors import IntentRecError
-from intentrec.structs import AttributeSpec, DataSpec, EncodedSequences, Split
+from intentrec.structs import DataSpec, EncodedSequences, Split
 from intentrec.vocab import vocabs_from_json, vocabs_to_json
 
 __all__ = ["CACHE_FORMAT", "cache_key", "load_cached", "save_cached"]
@@ -56,18 +55,6 @@ def cache_key(cfg: DataConfig, files: Sequence[Path]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=True).encode("utf-8")).hexdigest()
 
 
-def _spec_to_json(spec: DataSpec) -> dict[str, Any]:
-    return dataclasses.asdict(spec)
-
-
-def _spec_from_json(data: dict[str, Any]) -> DataSpec:
-    attrs = tuple(AttributeSpec(**a) for a in data["attributes"])
-    return DataSpec(
-        n_items=int(data["n_items"]), attributes=attrs, numeric=tuple(data["numeric"]), timed=bool(data["timed"]),
-        dataset=str(data["dataset"]), exclude_seen_default=bool(data["exclude_seen_default"]),
-    )
-
-
 def save_cached(root: Path, key: str, data: EncodedSequences, extra: dict[str, Any]) -> Path | None:
     """Write one cache entry atomically (temporary folder, then rename).
 
@@ -93,7 +80,7 @@ def save_cached(root: Path, key: str, data: EncodedSequences, extra: dict[str, A
         "fingerprint": key,
         "user_ids": list(data.user_ids),
         "vocabs": vocabs_to_json(data.item_vocab, data.label_vocabs),
-        "spec": _spec_to_json(data.spec),
+        "spec": data.spec.to_json(),
         "split": {"protocol": data.split.protocol, "description": data.split.description,
                   "excluded": dict(data.split.excluded)},
         "categorical": list(data.categorical),
@@ -147,7 +134,7 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], key: str) -> t
     if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != key:
         return None
     item_vocab, label_vocabs = vocabs_from_json(meta["vocabs"])
-    spec = _spec_from_json(meta["spec"])
+    spec = DataSpec.from_json(meta["spec"])
     user_ids = tuple(str(u) for u in meta["user_ids"])
     offsets = arrays["offsets"]
     n_users = len(user_ids)

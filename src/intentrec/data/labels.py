@@ -14,7 +14,6 @@ Label names fixed here (others use them):
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from intentrec.config import DataConfig, IntentConfig
 from intentrec.data.io import date_to_seconds
 from intentrec.data.schema import ITEM_ID, TIMESTAMP, USER_ID, public_columns
 from intentrec.errors import ConfigError
-from intentrec.vocab import OTHER_LABEL
+from intentrec.vocab import OTHER_LABEL, REPEAT_LABELS, recency_labels
 
 __all__ = [
     "REPEAT_LABELS",
@@ -35,7 +34,6 @@ __all__ = [
     "recency_labels",
 ]
 
-REPEAT_LABELS = ("new", "repeat")
 _SECONDS_PER_DAY = 86400.0
 
 
@@ -53,17 +51,6 @@ class AttributeSource:
     """Config key naming the column (for messages)."""
     intent: IntentConfig | None = None
     """The intent's config (None for extra features)."""
-
-
-def recency_labels(edges_days: Sequence[float]) -> list[str]:
-    """Bucket labels named from the edges: ``(7, 30, 365)`` -> ``['<=7d', '7d-30d', '30d-365d', '>365d']``.
-
-    Example:
-        >>> recency_labels((7.0, 30.0, 365.0))
-        ['<=7d', '7d-30d', '30d-365d', '>365d']
-    """
-    names = [f"{e:g}d" for e in edges_days]
-    return [f"<={names[0]}"] + [f"{a}-{b}" for a, b in itertools.pairwise(names)] + [f">{names[-1]}"]
 
 
 def _columns_text(frame: pl.DataFrame, items: pl.DataFrame | None) -> str:

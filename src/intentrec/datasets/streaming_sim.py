@@ -54,7 +54,6 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -67,6 +66,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from intentrec.errors import ConfigError, DataError
+from intentrec.vocab import REPEAT_LABELS, recency_labels
 
 __all__ = [
     "ACTION_LABELS",
@@ -94,8 +94,8 @@ TRUE_INTENTS = ("continue", "discover", "genre_mood", "new_release")
 """Latent session intents (``true_intent`` values), in ``intent_mix`` order."""
 SIM_INTENTS = ("action", "genre", "format", "recency")
 """The four labels (PAPER §1: Action Type, Genre, Movie/Show, Time-since-release); ``label_*``/``oracle_*``."""
-ACTION_LABELS = ("new", "repeat")
-"""``action`` labels, as ``intentrec.data.labels.REPEAT_LABELS``."""
+ACTION_LABELS = REPEAT_LABELS
+"""``action`` labels (``intentrec.vocab.REPEAT_LABELS``)."""
 FORMAT_LABELS = ("movie", "show")
 """``format`` labels."""
 PRESETS = ("tiny", "small", "medium", "large")
@@ -126,15 +126,8 @@ _NOUNS = (
 _NAME_RE = re.compile(r"^(?P<name>[A-Za-z_]+)(?:@seed=(?P<seed>-?\d+))?$")
 
 
-def recency_bucket_labels(edges_days: Sequence[float]) -> list[str]:
-    """Recency bucket labels named from the edges, exactly as ``intentrec.data.labels.recency_labels`` names them.
-
-    Example:
-        >>> recency_bucket_labels((7.0, 30.0, 365.0))
-        ['<=7d', '7d-30d', '30d-365d', '>365d']
-    """
-    names = [f"{e:g}d" for e in edges_days]
-    return [f"<={names[0]}"] + [f"{a}-{b}" for a, b in itertools.pairwise(names)] + [f">{names[-1]}"]
+recency_bucket_labels = recency_labels
+"""Recency bucket labels named from the edges (the pipeline's own naming, ``intentrec.vocab.recency_labels``)."""
 
 
 class SimConfig(BaseModel):

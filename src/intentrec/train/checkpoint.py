@@ -52,6 +52,8 @@ __all__ = [
     "load_training_state",
     "save_model_weights",
     "save_training_state",
+    "sha256_file",
+    "swap_directory",
 ]
 
 MODEL_FILE = "model.safetensors"
@@ -308,6 +310,17 @@ def _restore_rng(rng: Mapping[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------------
 # training state
 # ------------------------------------------------------------------------------------------------------
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes (read in chunks)."""
+    return _sha256(Path(path))
+
+
+def swap_directory(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Rename a fully written directory ``tmp`` to ``target`` (an existing ``target`` is replaced atomically:
+    renamed aside first, restored if the rename fails, deleted afterwards)."""
+    _swap_into_place(Path(tmp), Path(target))
 
 
 def _sha256(path: Path) -> str:

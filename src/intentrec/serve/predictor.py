@@ -1,0 +1,254 @@
+"""Inference on a bundle: raw events in, ranked items + predicted intents + the intent attention out.
+
+:class:`Predictor` is what the HTTP service, batch prediction and the latency benchmark share. The scoring backend
+is pluggable: :class:`TorchScorer` (the PyTorch model) or ``intentrec.serve.onnx.OnnxScorer`` (onnxruntime);
+both map a :class:`~intentrec.structs.SequenceBatch` to a :class:`ScoreOutput`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from intentrec.errors import ConfigError, RequestError
+from intentrec.features.collate import CollateSettings, Example, collate
+from intentrec.features.live import EncodedRequest, LiveEvent, encode_live_events
+from intentrec.serve.bundle import Bundle, load_bundle
+from intentrec.structs import SequenceBatch
+
+__all__ = [
+    "PredictRequest",
+    "Prediction",
+    "Predictor",
+    "ScoreOutput",
+    "Scorer",
+    "TorchScorer",
+]
+
+
+@dataclass(frozen=True)
+class ScoreOutput:
+    """What a scorer returns for a batch of B histories (the prediction after each history's last event)."""
+
+    scores: np.ndarray
+    """(B, I) float32 item logits (PAD and UNK columns very negative)."""
+    intent_probs: dict[str, np.ndarray]
+    """intent -> (B, d_i) float32 probabilities of the next event's label (column 0, PAD, is ~0)."""
+    attention: np.ndarray | None
+    """(B, M) float32 attention weight of each intent head (PAPER Eq. 2), None for models without fusion."""
+    embedding: np.ndarray | None
+    """(B, d_proj) float32 intent embedding Z, None for models without fusion."""
+
+
+class Scorer(Protocol):
+    """A scoring backend."""
+
+    def __call__(self, batch: SequenceBatch) -> ScoreOutput:
+        """Score the position after each row's last event."""
+        ...
+
+
+class TorchScorer:
+    """The PyTorch model as a scoring backend (CPU, inference mode)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model.eval()
+        self.head_names = tuple(getattr(model, "head_names", ()))
+
+    @torch.inference_mode()
+    def __call__(self, batch: SequenceBatch) -> ScoreOutput:
+        """Score a batch (see :class:`Scorer`)."""
+        out = self.model(batch)
+        last = out.item_hidden[:, -1]  # (B, D) left padding: the last column is every row's latest event
+        scores = self.model.score_items(last).float()  # (B, I)
+        probs = {name: torch.softmax(out.intent_logits[name][:, -1].float(), dim=-1).numpy()  # (B, d_i)
+                 for name in self.head_names if name in out.intent_logits}
+        attention = None if out.intent_attention is None else out.intent_attention[:, -1].float().numpy()  # (B, M)
+        embedding = None if out.intent_embedding is None else out.intent_embedding[:, -1].float().numpy()  # (B, d)
+        return ScoreOutput(scores.numpy(), probs, attention, embedding)
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """One history to score, with ranking options."""
+
+    events: Sequence[LiveEvent]
+    """The user's events (see :class:`~intentrec.features.live.LiveEvent`)."""
+    k: int = 10
+    """Number of items to return."""
+    exclude_seen: bool | None = None
+    """Drop items of the history from the ranking (None = the model's evaluation default)."""
+    candidates: Sequence[str] | None = None
+    """Rank only these item ids (None = the whole catalogue)."""
+    exclude: Sequence[str] = ()
+    """Item ids never to return."""
+    user_id: str | None = None
+    """Carried through to the prediction."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Ranked items and predicted intents for one history."""
+
+    items: list[tuple[str, float]]
+    """(item id, score) best first; the score is the model's logit (popularity count for the fallback)."""
+    item_names: list[str]
+    """Display names of ``items`` (titles when the data has them, else the ids)."""
+    intents: dict[str, list[tuple[str, float]]]
+    """intent -> its most likely labels with probabilities, best first (empty for the fallback)."""
+    attention: dict[str, float]
+    """intent -> attention weight of its head (the "why"; empty for models without fusion and the fallback)."""
+    intent_embedding: list[float] | None
+    """The intent embedding Z at the last event (None without fusion or for the fallback)."""
+    fallback: str | None
+    """``"popularity"`` when no event had a known item and the ranking is the training popularity; else None."""
+    ignored_items: tuple[str, ...]
+    """History item ids unknown to the model (dropped)."""
+    unknown_candidates: tuple[str, ...]
+    """Candidate ids unknown to the model (cannot be ranked)."""
+    events_used: int
+    """Events of the history the model read (at most ``max_len``)."""
+    truncated: int
+    """Known events older than the model's input length, not read."""
+    user_id: str | None = None
+    """The request's user id, if any."""
+    intent_distributions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """intent -> (d_i,) full probability vector over the label vocabulary (batch prediction keeps it)."""
+
+
+class Predictor:
+    """Ranks items and predicts intents for raw event histories with a loaded bundle.
+
+    Args:
+        bundle: a loaded bundle (or use :meth:`from_path`).
+        scorer: the scoring backend (default: :class:`TorchScorer` over ``bundle.model``).
+        intent_top: labels returned per intent head.
+        batch_size: histories scored together by :meth:`predict_many`.
+
+    Thread safety: scoring holds no state between calls, so concurrent calls are safe.
+    """
+
+    def __init__(
+        self, bundle: Bundle, *, scorer: Scorer | None = None, intent_top: int = 3, batch_size: int = 256
+    ) -> None:
+        self.bundle = bundle
+        self.scorer: Scorer = scorer or TorchScorer(bundle.model)
+        self.intent_top = intent_top
+        self.batch_size = batch_size
+        self.head_names = bundle.head_names
+        self.max_len = bundle.cfg.model.max_len
+        settings = CollateSettings.build(bundle.cfg.model, bundle.spec, bundle.label_widths)
+        self._collate: Callable[[list[Example]], SequenceBatch] = functools.partial(collate, settings=settings)
+        ev = bundle.cfg.eval.exclude_seen
+        self.exclude_seen_default = bundle.spec.exclude_seen_default if ev is None else ev
+        self._popularity = bundle.live.popularity.astype(np.float32)  # (I,)
+        self._popularity[:2] = -np.inf
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], *, backend: str = "torch", **kwargs: object) -> Predictor:
+        """Load a bundle and build a predictor with the ``torch`` or ``onnx`` backend."""
+        bundle = load_bundle(path)
+        scorer: Scorer | None = None
+        if backend == "onnx":
+            from intentrec.serve.onnx import OnnxScorer  # optional dependency, imported on demand
+
+            scorer = OnnxScorer.from_bundle(bundle)
+        elif backend != "torch":
+            raise ConfigError(f"unknown backend {backend!r}: use 'torch' or 'onnx'")
+        return cls(bundle, scorer=scorer, **kwargs)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def encode(self, events: Sequence[LiveEvent]) -> EncodedRequest:
+        """Encode raw events as model input (see :func:`~intentrec.features.live.encode_live_events`)."""
+        b = self.bundle
+        return encode_live_events(events, b.live, b.spec, b.item_vocab, b.label_vocabs, self.max_len)
+
+    def predict(self, events: Sequence[LiveEvent], **options: object) -> Prediction:
+        """Rank items for one history; ``options`` are the fields of :class:`PredictRequest`."""
+        return self.predict_many([PredictRequest(events=events, **options)])[0]  # type: ignore[arg-type]
+
+    def predict_many(self, requests: Sequence[PredictRequest]) -> list[Prediction]:
+        """Rank items for many histories, scoring them in length-sorted batches.
+
+        Raises:
+            RequestError: an invalid request (the message names the event and field); nothing is scored then.
+        """
+        for r in requests:
+            if r.k < 1:
+                raise RequestError(f"k must be >= 1, got {r.k}")
+        encoded = [self.encode(r.events) for r in requests]
+        order = sorted((i for i, e in enumerate(encoded) if e.example is not None),
+                       key=lambda i: encoded[i].example.item_idx.shape[0])  # type: ignore[union-attr]
+        results: list[Prediction | None] = [None] * len(requests)
+        for s in range(0, len(order), self.batch_size):
+            chunk = order[s : s + self.batch_size]
+            out = self.scorer(self._collate([encoded[i].example for i in chunk]))  # type: ignore[misc]
+            for row, i in enumerate(chunk):
+                results[i] = self._finish(requests[i], encoded[i], out, row)
+        for i, e in enumerate(encoded):
+            if e.example is None:
+                results[i] = self._finish(requests[i], e, None, 0)
+        return [r for r in results if r is not None]
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _finish(self, req: PredictRequest, enc: EncodedRequest, out: ScoreOutput | None, row: int) -> Prediction:
+        b = self.bundle
+        vocab = b.item_vocab
+        scores = self._popularity.copy() if out is None else out.scores[row].astype(np.float32, copy=True)  # (I,)
+        scores[:2] = -np.inf
+        unknown_candidates: tuple[str, ...] = ()
+        if req.candidates is not None:
+            idx = [vocab.encode(c) for c in req.candidates]
+            unknown_candidates = tuple(dict.fromkeys(c for c, i in zip(req.candidates, idx, strict=True) if i < 2))
+            keep = np.zeros_like(scores, dtype=bool)
+            keep[[i for i in idx if i >= 2]] = True
+            scores[~keep] = -np.inf
+        exclude_seen = self.exclude_seen_default if req.exclude_seen is None else req.exclude_seen
+        if exclude_seen and enc.item_idx.size:
+            scores[enc.item_idx] = -np.inf
+        if req.exclude:
+            scores[[i for i in (vocab.encode(x) for x in req.exclude) if i >= 2]] = -np.inf
+        n_finite = int(np.isfinite(scores).sum())
+        k = min(req.k, n_finite)
+        if k:
+            top = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
+            top = top[np.argsort(-scores[top], kind="stable")][:k]
+        else:
+            top = np.zeros(0, dtype=np.int64)
+        intents: dict[str, list[tuple[str, float]]] = {}
+        distributions: dict[str, np.ndarray] = {}
+        attention: dict[str, float] = {}
+        embedding: list[float] | None = None
+        if out is not None:
+            for name, probs in out.intent_probs.items():
+                p = probs[row]  # (d_i,)
+                labels = b.label_vocabs[name]
+                best = np.argsort(-p[1:], kind="stable")[: self.intent_top] + 1  # never the PAD class
+                intents[name] = [(labels.decode(int(j)), float(p[j])) for j in best]
+                distributions[name] = p
+            if out.attention is not None:
+                attention = {n: float(w) for n, w in zip(self.head_names, out.attention[row].tolist(), strict=True)}
+            if out.embedding is not None:
+                embedding = out.embedding[row].tolist()
+        return Prediction(
+            items=[(vocab.decode(int(i)), float(scores[i])) for i in top],
+            item_names=[b.item_name(int(i)) for i in top],
+            intents=intents,
+            attention=attention,
+            intent_embedding=embedding,
+            fallback="popularity" if out is None else None,
+            ignored_items=enc.ignored_items,
+            unknown_candidates=unknown_candidates,
+            events_used=0 if enc.example is None else int(enc.example.item_idx.shape[0]),
+            truncated=enc.truncated,
+            user_id=req.user_id,
+            intent_distributions=distributions,
+        )
