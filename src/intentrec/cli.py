@@ -226,8 +226,11 @@ def export(
             raise IntentRecError(f"--format {sorted(unknown)}: use safetensors and/or onnx")
         path = workflows.export(run_dir, out, onnx="onnx" in formats)
         bundle = load_bundle(path)
-    except (IntentRecError, ImportError) as err:
+    except IntentRecError as err:
         _fail(err)
+        return
+    except ImportError as err:
+        _fail(IntentRecError(f"--format onnx needs the serve extra: pip install 'intentrec[serve]' ({err})"))
         return
     files = ", ".join(f"{name} ({meta['bytes'] / 1e6:.1f} MB)" for name, meta in bundle.manifest["files"].items())
     console.print(f"bundle {bundle.model_version} -> {path}\n  {files}\n  {len(bundle.item_vocab) - 2:,} items; "

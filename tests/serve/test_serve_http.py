@@ -300,9 +300,12 @@ def test_concurrent_requests(client: TestClient, item_ids: list[str]) -> None:
         responses = list(pool.map(lambda b: client.post("/v1/recommend", json=b), bodies))
     assert all(r.status_code == 200 for r in responses)
     by_input: dict[int, Any] = {}
-    for i, r in enumerate(responses):
-        by_input.setdefault(i % 4, r.json())
-        assert r.json() == by_input[i % 4]
+    for i, r in enumerate(responses):  # micro-batching may change scores in the last float bits only
+        first = by_input.setdefault(i % 4, r.json())
+        got = r.json()
+        assert [x["item_id"] for x in got["items"]] == [x["item_id"] for x in first["items"]]
+        assert [x["score"] for x in got["items"]] == pytest.approx([x["score"] for x in first["items"]], abs=1e-5)
+        assert got["attention"] == pytest.approx(first["attention"], abs=1e-6)
     assert len({str(v["items"]) for v in by_input.values()}) > 1
 
 

@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -68,7 +69,7 @@ from pydantic import (
 from intentrec import __version__
 from intentrec.errors import ConfigError, RequestError
 from intentrec.features.live import LiveEvent
-from intentrec.serve.predictor import Prediction, Predictor, PredictRequest, TorchScorer
+from intentrec.serve.predictor import MicroBatcher, Prediction, Predictor, PredictRequest, TorchScorer
 
 __all__ = [
     "API_KEY_HEADER",
@@ -123,9 +124,12 @@ class ServiceSettings:
     """When set, every endpoint but ``/healthz`` and the docs needs it in the ``X-API-Key`` header."""
     backend: str = "torch"
     """Scoring backend (``torch`` or ``onnx``) used when the app loads a bundle path; reported by the metadata."""
+    max_batch: int = 32
+    """Concurrent requests scored together in one forward pass (:class:`~intentrec.serve.predictor.MicroBatcher`);
+    1 scores each request on its own."""
 
     def __post_init__(self) -> None:
-        for name in ("max_events", "max_body_bytes", "max_k", "max_candidates"):
+        for name in ("max_events", "max_body_bytes", "max_k", "max_candidates", "max_batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"ServiceSettings.{name} must be a positive integer, got {value!r}")
@@ -137,7 +141,8 @@ class ServiceSettings:
     def __repr__(self) -> str:
         key = None if self.api_key is None else "***"
         return (f"ServiceSettings(max_events={self.max_events}, max_body_bytes={self.max_body_bytes}, "
-                f"max_k={self.max_k}, max_candidates={self.max_candidates}, api_key={key}, backend={self.backend!r})")
+                f"max_k={self.max_k}, max_candidates={self.max_candidates}, api_key={key}, backend={self.backend!r}, "
+                f"max_batch={self.max_batch})")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -549,6 +554,10 @@ def create_app(predictor_or_bundle_path: Predictor | str | os.PathLike[str], *,
         try:
             yield
         finally:
+            batcher: MicroBatcher | None = app.state.batcher
+            if batcher is not None:
+                app.state.batcher = None
+                await run_in_threadpool(batcher.close)
             if loaded:
                 app.state.predictor = None  # release the model; a restart of the lifespan loads it again
 
@@ -564,6 +573,20 @@ def create_app(predictor_or_bundle_path: Predictor | str | os.PathLike[str], *,
     )
     app.state.predictor = given
     app.state.settings = cfg
+    app.state.batcher = None
+    batcher_lock = threading.Lock()
+
+    def score(predictor: Predictor, req: PredictRequest) -> Prediction:
+        """One request, through the app's micro-batcher (created on first use for the loaded predictor)."""
+        if cfg.max_batch == 1:
+            return predictor.predict_many([req])[0]
+        with batcher_lock:
+            batcher: MicroBatcher | None = app.state.batcher
+            if batcher is None or batcher.predictor is not predictor:
+                if batcher is not None:
+                    batcher.close()
+                batcher = app.state.batcher = MicroBatcher(predictor, max_batch=cfg.max_batch)
+        return batcher.submit(req)
     app.add_middleware(_BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
 
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="The service's API key.")
@@ -628,7 +651,7 @@ def create_app(predictor_or_bundle_path: Predictor | str | os.PathLike[str], *,
                         f"Send the latest {cfg.max_events} events at most (the model reads {predictor.max_len})."),
             )
         try:
-            pred = predictor.predict_many([req.to_predict_request()])[0]
+            pred = score(predictor, req.to_predict_request())
         except RequestError as err:
             raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
         except Exception as err:

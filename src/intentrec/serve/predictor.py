@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +26,7 @@ from intentrec.serve.bundle import Bundle, load_bundle
 from intentrec.structs import SequenceBatch
 
 __all__ = [
+    "MicroBatcher",
     "PredictRequest",
     "Prediction",
     "Predictor",
@@ -252,3 +256,97 @@ class Predictor:
             user_id=req.user_id,
             intent_distributions=distributions,
         )
+
+
+class MicroBatcher:
+    """Dynamic batching for concurrent callers: requests that arrive while a batch is being scored are scored
+    together in the next :meth:`Predictor.predict_many` call.
+
+    One worker thread takes the first waiting request and every other request already queued (up to
+    ``max_batch``), without waiting for more, so a lone request pays no extra latency while a burst of C
+    concurrent requests costs about one batched forward pass instead of C competing ones (which on a CPU also
+    fight over the same cores). A bad request in a batch fails alone: the batch is then scored one by one.
+
+    Args:
+        predictor: the predictor to call.
+        max_batch: most requests scored together.
+    """
+
+    def __init__(self, predictor: Predictor, max_batch: int = 32) -> None:
+        if max_batch < 1:
+            raise ConfigError(f"max_batch must be >= 1, got {max_batch}")
+        self.predictor = predictor
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[PredictRequest, Future[Prediction]] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.batches = 0
+        """Forward passes run so far (for monitoring and tests)."""
+
+    def submit(self, request: PredictRequest, timeout: float | None = None) -> Prediction:
+        """Score one request (blocks until its batch is done).
+
+        Raises:
+            RequestError: the request is invalid.
+            RuntimeError: the batcher is closed.
+        """
+        future: Future[Prediction] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="intentrec-batcher", daemon=True)
+                self._thread.start()
+            self._queue.put((request, future))
+        return future.result(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the worker after the queued requests are served."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._score(batch)
+            if stop:
+                return
+
+    def _score(self, batch: list[tuple[PredictRequest, Future[Prediction]]]) -> None:
+        live = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]
+        if not live:
+            return
+        self.batches += 1
+        try:
+            results = self.predictor.predict_many([r for r, _ in live])
+        except RequestError:
+            for r, f in live:  # one bad request must not fail the others
+                try:
+                    f.set_result(self.predictor.predict_many([r])[0])
+                except Exception as err:  # handed to its caller
+                    f.set_exception(err)
+            return
+        except Exception as err:  # handed to every caller of the batch
+            for _, f in live:
+                f.set_exception(err)
+            return
+        for (_, f), result in zip(live, results, strict=True):
+            f.set_result(result)
