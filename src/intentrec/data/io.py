@@ -22,6 +22,7 @@ __all__ = [
     "read_table",
     "read_text",
     "table_columns",
+    "table_format",
     "write_table",
 ]
 
@@ -72,7 +73,8 @@ def check_file(path: Path, key: str) -> Path:
     return path
 
 
-def _format(path: Path) -> str:
+def table_format(path: Path) -> str:
+    """The table format of a file from its extension: parquet, csv, tsv, ndjson or json (DataError otherwise)."""
     suffixes = [s.lower() for s in path.suffixes]
     if not suffixes:
         raise DataError(f"{path}: cannot tell the format without an extension; use one of {SUPPORTED_SUFFIXES}")
@@ -99,7 +101,7 @@ def table_columns(path: Path, key: str) -> list[str]:
         DataError: the file is missing, empty or unreadable.
     """
     check_file(path, key)
-    fmt = _format(path)
+    fmt = table_format(path)
     try:
         if fmt == "parquet":
             return list(pl.read_parquet_schema(path).keys())
@@ -127,7 +129,7 @@ def read_table(path: Path, key: str, *, string_columns: Sequence[str] = ()) -> p
         DataError: the file is missing, empty, unreadable, or has no rows.
     """
     check_file(path, key)
-    fmt = _format(path)
+    fmt = table_format(path)
     try:
         if fmt == "parquet":
             frame = pl.read_parquet(path)

@@ -45,7 +45,7 @@ def _latest_rows(data: EncodedSequences) -> np.ndarray:
     return latest
 
 
-def _item_values(items: pl.DataFrame, column: str, ids: tuple[str, ...], expr: pl.Expr) -> pl.Series:
+def _item_values(items: pl.DataFrame, ids: tuple[str, ...], expr: pl.Expr) -> pl.Series:
     """``expr`` over the item table aligned with the vocabulary ids (null where an item has no metadata row)."""
     table = items.select(pl.col(ITEM_ID).cast(pl.String), expr.alias("_v")).unique(
         ITEM_ID, keep="first", maintain_order=True
@@ -100,7 +100,7 @@ def live_features(
             field = series if series is not None and level(series, key) == "event" else None
             groups = np.arange(n_items, dtype=np.int64) + n_items  # (I,) every item its own group
             if series is not None and field is None and items is not None:
-                values = _item_values(items, series, data.item_vocab.ids, pl.col(series).cast(pl.String))
+                values = _item_values(items, data.item_vocab.ids, pl.col(series).cast(pl.String))
                 group_of: dict[str, int] = {}
                 for j, value in enumerate(values.to_list()):
                     if value is not None:
@@ -112,7 +112,7 @@ def live_features(
             field = column if level(column, key) == "event" else None
             if field is None and items is not None:
                 expr = date_to_seconds(pl.col(column), items.schema[column])
-                values = _item_values(items, column, data.item_vocab.ids, expr).cast(pl.Float64)
+                values = _item_values(items, data.item_vocab.ids, expr).cast(pl.Float64)
                 release = np.full(n_items, np.nan, dtype=np.float64)  # (I,)
                 release[2:] = values.fill_null(np.nan).to_numpy()
                 item_release[attr.name] = release

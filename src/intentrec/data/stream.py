@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from intentrec.data.io import _format, check_file, date_to_seconds
+from intentrec.data.io import check_file, date_to_seconds, table_format
 from intentrec.data.schema import ITEM_ID, SESSION_ID, TIMESTAMP, USER_ID
 from intentrec.errors import DataError, SchemaError
 
@@ -47,7 +47,7 @@ class History:
 
 def _scan(path: Path, key: str) -> pl.LazyFrame:
     check_file(path, key)
-    fmt = _format(path)
+    fmt = table_format(path)
     try:
         if fmt == "parquet":
             return pl.scan_parquet(path)
