@@ -1,7 +1,8 @@
-"""Command line: ``intentrec quickstart | data | train | evaluate | recommend | export | predict | serve | benchmark |
-tune``.
+"""Command line: ``intentrec quickstart | data | train | evaluate | recommend | explain | analyze | layout | export |
+predict | serve | benchmark | tune``.
 
-Thin: every command delegates to :mod:`intentrec.workflows` (or :mod:`intentrec.data` for statistics).
+Thin: every command delegates to :mod:`intentrec.workflows`, :mod:`intentrec.analysis_workflows` (analytics) or
+:mod:`intentrec.data` (statistics).
 """
 
 from __future__ import annotations
@@ -294,6 +295,39 @@ def serve(
                    settings=ServiceSettings(api_key=key))
     except IntentRecError as err:
         _fail(err)
+
+
+@app.command()
+def explain(
+    source: Annotated[Path, typer.Argument(help="A run directory (`intentrec train`) or a bundle (`intentrec export`).")],
+    user: Annotated[str | None, typer.Option(help="A user id (of the run's data, or of --events for a bundle).")] = None,
+    items: Annotated[str | None, typer.Option(help="Comma-separated item ids, oldest first.")] = None,
+    events: Annotated[Path | None, typer.Option(help="Bundle + --user: the events file with that user's history.")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option(help="Map a column of --events: canonical=yours, e.g. user_id=userId.")
+    ] = None,
+    at: Annotated[str | None, typer.Option(help="Bundle + --items: request time (epoch seconds or ISO 8601; now).")] = None,
+    k: Annotated[int, typer.Option(min=1, help="How many items to explain.")] = 10,
+    exclude_seen: Annotated[
+        bool | None, typer.Option("--exclude-seen/--keep-seen", help="Drop history items (default: the model's).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Explain a recommendation: predicted intents, each head's attention weight, the short-term window, and which
+    predicted intents the top items match."""
+    from intentrec import analysis_workflows
+
+    try:
+        item_list = [s.strip() for s in items.split(",") if s.strip()] if items is not None else None
+        expl = analysis_workflows.explain(source, user_id=user, items=item_list, events=events,
+                                          columns=_column_map(column), at=at, k=k, exclude_seen=exclude_seen)
+    except IntentRecError as err:
+        _fail(err)
+        return
+    if json_out:
+        sys.stdout.write(json.dumps(expl.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        console.print(expl.to_text(), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
