@@ -331,6 +331,118 @@ def explain(
 
 
 @app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `intentrec train`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (report.html, report.md, plots, tables).")],
+    k: Annotated[int, typer.Option(min=2, help="K-means++ clusters (PAPER: 10).")] = 10,
+    k_min: Annotated[int, typer.Option(min=2, help="Smallest K of the silhouette scan.")] = 2,
+    k_max: Annotated[int, typer.Option(min=2, help="Largest K of the silhouette scan.")] = 15,
+    n_init: Annotated[int, typer.Option(min=1, help="K-means++ restarts.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of K-means, the map and user sampling.")] = 0,
+    map_: Annotated[str, typer.Option("--map", help="2-D map: tsne or pca.")] = "tsne",
+    targets: Annotated[
+        str, typer.Option(help="last (each user's last event), test or validation (each user's latest target).")
+    ] = "last",
+    max_users: Annotated[int | None, typer.Option(min=2, help="Analyse a seeded sample of at most this many users.")] = None,
+    max_sessions: Annotated[int, typer.Option(min=0, help="Latest session starts per user for intent shifts.")] = 20,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Intent analytics: K-means++ clusters of the intent embeddings with a t-SNE map, primary intents and their
+    shifts between sessions, alignment with the next interaction; report.html/report.md with plots, Parquet tables."""
+    from intentrec import analysis_workflows
+
+    try:
+        summary = analysis_workflows.analyze(
+            run_dir, out, k=k, k_min=k_min, k_max=k_max, n_init=n_init, seed=seed, map_method=map_, targets=targets,
+            max_users=max_users, max_sessions=max_sessions, progress=progress, log=console.print,
+        )
+    except IntentRecError as err:
+        _fail(err)
+        return
+    if summary.primary_shares:
+        shares = ", ".join(f"{h} {v:.0%}" for h, v in sorted(summary.primary_shares.items(), key=lambda t: -t[1]))
+        console.print(f"primary intents: {shares}")
+    console.print("alignment with the next interaction (top-1): "
+                  + ", ".join(f"{h} {v:.1%}" for h, v in summary.alignment.items()))
+    console.print(f"tables: {summary.files['users_parquet']}; summary: {summary.files['analysis_json']}")
+
+
+@app.command()
+def layout(
+    source: Annotated[Path, typer.Argument(help="A run directory, or a bundle (for --user/--items pages).")],
+    user: Annotated[str | None, typer.Option(help="A user id (of the run's data, or of --events for a bundle).")] = None,
+    items: Annotated[str | None, typer.Option(help="Comma-separated item ids, oldest first.")] = None,
+    events: Annotated[Path | None, typer.Option(help="Bundle + --user: the events file with that user's history.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Map a column of --events: canonical=yours.")] = None,
+    at: Annotated[str | None, typer.Option(help="Bundle + --items: request time (epoch seconds or ISO 8601; now).")] = None,
+    rows: Annotated[int, typer.Option(min=1, help="Rows per page.")] = 8,
+    row_size: Annotated[int, typer.Option(min=1, help="Items per row.")] = 10,
+    order: Annotated[str, typer.Option(help="intent (by predicted probability) or fixed (training label shares).")] = "intent",
+    row_score: Annotated[str, typer.Option(help="Intent order score: probability or lift (over the training share).")] = "probability",
+    evaluate_: Annotated[
+        bool, typer.Option("--evaluate", help="Offline evaluation over a split: intent order vs fixed order.")
+    ] = False,
+    split: Annotated[str, typer.Option(help="--evaluate: test or validation.")] = "test",
+    max_targets: Annotated[int, typer.Option(min=1, help="--evaluate: at most this many targets (seeded sample).")] = 20_000,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="--evaluate: write the JSON here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Intent-driven home page: rows ordered by the member's predicted intents, filled with the best-ranked matching
+    items, no item twice; --evaluate measures how far down the page the next engaged item sits (lower is better)."""
+    from intentrec import analysis_workflows
+
+    try:
+        if evaluate_:
+            ev = analysis_workflows.evaluate_layout(
+                source, split=split, n_rows=rows, row_size=row_size, row_score=row_score, max_targets=max_targets,
+                out=out, progress=progress and not json_out, log=(lambda _: None) if json_out else console.print,
+            )
+            if json_out:
+                sys.stdout.write(json.dumps(ev.to_json(), indent=2, ensure_ascii=False) + "\n")
+            else:
+                _print_layout_evaluation(ev, split)
+            return
+        item_list = [s.strip() for s in items.split(",") if s.strip()] if items is not None else None
+        src = analysis_workflows.load_source(source)
+        page = analysis_workflows.layout(src, user_id=user, items=item_list, events=events,
+                                         columns=_column_map(column), at=at, n_rows=rows, row_size=row_size,
+                                         order=order, row_score=row_score)
+    except IntentRecError as err:
+        _fail(err)
+        return
+    if json_out:
+        doc = page.to_json()
+        for row in doc["rows"]:
+            row["item_ids"] = [src.item_vocab.decode(int(i)) for i in row["items"]]
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    else:
+        who = f"user {user}" if user is not None else "the given history"
+        console.print(f"Home page for {who} ({order} order):", markup=False)
+        console.print(page.render(src.item_name), markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_layout_evaluation(ev: Any, split: str) -> None:
+    table = Table(title=f"Where the next engaged item sits ({split}, {ev.n_targets:,} targets, {ev.n_rows} rows x "
+                        f"{ev.row_size} items; a miss counts as row {ev.n_rows + 1}; lower mean row = better)")
+    for col in ("page", "mean row", "on page", "row if hit", "1/row", "rows 1-3"):
+        table.add_column(col, justify="right" if col != "page" else "left")
+    layouts = [("intent order", ev.intent), ("fixed order", ev.fixed)]
+    if ev.ranked is not None:
+        layouts.append(("plain ranking", ev.ranked))
+    for name, m in layouts:
+        hits = "–" if m.mean_row_hits is None else f"{m.mean_row_hits:.2f}"
+        table.add_row(name, f"{m.mean_row:.3f}", f"{m.hit_rate:.1%}", hits, f"{m.mean_reciprocal_row:.3f}",
+                      f"{m.top3_share:.1%}")
+    console.print(table)
+    console.print(f"intent order: rows by the member's predicted {ev.row_score}; fixed order: rows by training label "
+                  "share, the same for everyone; plain ranking: the ranked items cut into rows")
+    ci = "" if ev.ci is None else f", 95% CI [{ev.ci[0]:+.3f}, {ev.ci[1]:+.3f}]"
+    p = "" if ev.p_value is None else f", paired t-test p = {ev.p_value:.2g}"
+    console.print(f"intent - fixed mean row: {ev.mean_difference:+.3f}{ci}{p}")
+
+
+@app.command()
 def benchmark(
     suite: Annotated[Path, typer.Option("--suite", "-s", help="Suite YAML (benchmarks/smoke.yaml, paper.yaml, ...).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (reused to resume).")],

@@ -442,8 +442,10 @@ class TrainConfig(_Frozen):
     """Seed of initialisation, shuffling and dropout."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` picks CUDA when available."""
-    amp: bool = True
-    """bf16 autocast on CUDA (ignored on CPU)."""
+    amp: bool = False
+    """bf16 autocast on CUDA (ignored on CPU). Off by default: for models of this size (d ~ 64) it made IntentRec
+    training 5x slower at batch 128 on an H200 (CPU-side dispatch of every matmul; BENCHMARKS.md "GPU readiness");
+    turn it on with large batches or large models."""
     num_threads: int | None = None
     """torch intra-op threads on CPU (``null`` = torch default)."""
     max_steps_per_epoch: int | None = None

@@ -386,38 +386,21 @@ def _find_user(data: EncodedSequences, user_id: str) -> int:
         raise ConfigError(f"unknown user {user_id!r}; known users look like: {examples}") from None
 
 
-def _history_for_items(art: RunArtifacts, items: list[str]) -> tuple[EncodedSequences, int, int, list[str]]:
-    """A synthetic one-user dataset whose events are the given items (attributes from each item's latest event)."""
+def _items_example(art: RunArtifacts, items: list[str]) -> tuple[Any, np.ndarray, list[str]]:
+    """An ad-hoc history of item ids encoded as the serving path encodes raw events (item attributes from the item
+    tables, time-since-release at the event time), placed one minute apart ending at the data's last timestamp."""
+    from intentrec.data.live import live_features
+    from intentrec.features.live import LiveEvent, encode_live_events
+
     data = art.data
-    item_idx = [data.item_vocab.encode(i) for i in items]
-    ignored = [i for i, ix in zip(items, item_idx, strict=True) if ix < 2]
-    known = [ix for ix in item_idx if ix >= 2]
-    if not known:
-        raise ConfigError(f"none of the items {items} is known to the model (e.g. {data.item_vocab.ids[:5]})")
-    latest_row = np.full(data.spec.n_items, -1, dtype=np.int64)
-    latest_row[data.item_idx] = np.arange(data.item_idx.shape[0])  # last write wins = latest event of each item
-    rows = latest_row[np.asarray(known)]
-    t_end = float(data.timestamps.max())
+    live = live_features(art.cfg.data, data, art.stats.get("numeric_min_max", {}))
+    end = float(data.timestamps.max())
     step = 60.0 if data.spec.timed else 1.0
-    ts = t_end - step * np.arange(len(rows) - 1, -1, -1, dtype=np.float64)
-    n = len(rows)
-    sub = EncodedSequences(
-        user_ids=("<request>",),
-        offsets=np.array([0, n + 1], dtype=np.int64),
-        item_idx=np.concatenate([data.item_idx[rows], [0]]),
-        timestamps=np.concatenate([ts, [ts[-1]]]),
-        duration=np.concatenate([data.duration[rows], [1.0]]).astype(np.float32),
-        session=np.zeros(n + 1, dtype=np.int64),
-        categorical={k: np.concatenate([v[rows], np.zeros((1, *v.shape[1:]), dtype=v.dtype)])
-                     for k, v in data.categorical.items()},
-        numeric=np.concatenate([data.numeric[rows], np.zeros((1, data.numeric.shape[1]), np.float32)]),
-        split=data.split,
-        spec=data.spec,
-        item_vocab=data.item_vocab,
-        label_vocabs=data.label_vocabs,
-        duration_median=data.duration_median,
-    )
-    return sub, 0, n, ignored
+    events = [LiveEvent(item, end - step * (len(items) - 1 - i), {}) for i, item in enumerate(items)]
+    enc = encode_live_events(events, live, data.spec, data.item_vocab, data.label_vocabs, art.cfg.model.max_len)
+    if enc.example is None:
+        raise ConfigError(f"none of the items {items} is known to the model (e.g. {data.item_vocab.ids[:5]})")
+    return enc.example, enc.item_idx, list(enc.ignored_items)
 
 
 @torch.no_grad()
@@ -427,26 +410,27 @@ def recommend(
 ) -> Recommendation:
     """Top-k items and intents for a known user's full history, or for an ad-hoc list of item ids.
 
-    With ``items``, each item's attributes come from its latest event in the data and the events are placed
-    one minute apart ending at the data's last timestamp (the HTTP service takes real timestamps).
+    With ``items``, the events are encoded as the serving path encodes raw events (item attributes from the item
+    tables, time-since-release at the event time), one minute apart ending at the data's last timestamp (the HTTP
+    service takes real timestamps).
     """
     art = art or load_run(run_dir)
     if (user_id is None) == (items is None):
         raise ConfigError("give exactly one of --user or --items")
+    ignored: list[str] = []
     if user_id is not None:
         data, u = art.data, _find_user(art.data, user_id)
         p = int(data.offsets[u + 1] - data.offsets[u])  # predict the event after the whole history
         data, u = _with_appended_slot(data, u), 0
-        ignored: list[str] = []
+        example = example_from_events(data, u, max(0, p - art.cfg.model.max_len), p + 1, "last", "none")
+        history_idx = data.item_idx[data.user_slice(u)][:p]
     else:
-        data, u, p, ignored = _history_for_items(art, list(items or []))
-    example = example_from_events(data, u, max(0, p - art.cfg.model.max_len), p + 1, "last", "none")
-    batch = _collate_fn(art.cfg, data)([example])
+        example, history_idx, ignored = _items_example(art, list(items or []))
+    batch = _collate_fn(art.cfg, art.data)([example])
     out = art.model(batch)
     scores = art.model.score_items(out.item_hidden[:, -1]).float()[0]  # (I,)
     scores[:2] = -torch.inf
-    history_idx = data.item_idx[data.user_slice(u)][:p]
-    if _exclude_seen(art.cfg, data.spec) if exclude_seen is None else exclude_seen:
+    if _exclude_seen(art.cfg, art.data.spec) if exclude_seen is None else exclude_seen:
         scores[torch.from_numpy(history_idx)] = -torch.inf
     top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum())))
     vocab = art.data.item_vocab

@@ -478,9 +478,12 @@ def test_evaluate_layouts_hand_computed(labels: ItemLabels) -> None:
     assert ev.fixed_order[:3] == (TOP_PICKS, ("format", MOVIE), ("format", SHOW))
     t, p = paired_t_test(ev.intent_rows, ev.fixed_rows)
     assert ev.t_statistic == pytest.approx(t) and ev.p_value == pytest.approx(p)
+    # no-rows reference: ranking [2, 5 | 3, 6] -> next items 3, 5, 4 sit in rows 2, 1, miss (3)
+    assert ev.ranked is not None and ev.ranked.mean_row == pytest.approx(2.0)
+    assert ev.ranked.hit_rate == pytest.approx(2 / 3)
     doc = ev.to_json(include_targets=True)
     json.dumps(doc)
-    assert doc["intent_rows"] == [2, 1, 3]
+    assert doc["intent_rows"] == [2, 1, 3] and doc["ranked"]["mean_row"] == pytest.approx(2.0)
 
 
 def test_page_json_round_trip_types() -> None:

@@ -47,6 +47,25 @@ class IntentReadout:
         """T."""
         return int(self.targets.shape[0])
 
+    def take(self, rows: np.ndarray) -> IntentReadout:
+        """The read-out restricted to / reordered by ``rows`` (int indices or a boolean mask)."""
+        idx = np.asarray(rows)
+
+        def pick(arr: np.ndarray | None) -> np.ndarray | None:
+            return None if arr is None else arr[idx]
+
+        return IntentReadout(
+            targets=self.targets[idx],
+            head_names=self.head_names,
+            intent_probs={k: v[idx] for k, v in self.intent_probs.items()},
+            attention=pick(self.attention),
+            intent_embedding=pick(self.intent_embedding),
+            window_events=self.window_events[idx],
+            input_events=self.input_events[idx],
+            top_items=self.top_items[idx],
+            top_scores=self.top_scores[idx],
+        )
+
     def primary_head(self) -> np.ndarray:
         """(T,) int64 index into :attr:`head_names` of the head with the largest attention weight (the "primary
         intent", PAPER §6.7); raises ValueError for models without fusion."""

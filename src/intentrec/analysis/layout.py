@@ -784,6 +784,8 @@ class LayoutEvaluation:
     """(T,) int64 1-based row of the next item on the intent page (``n_rows + 1`` = not on the page)."""
     fixed_rows: np.ndarray
     """(T,) int64 the same on the fixed page."""
+    ranked: LayoutMetrics | None = None
+    """Reference without rows of any kind: the page is the ranking cut into consecutive rows of ``row_size``."""
 
     def to_json(self, include_targets: bool = False) -> dict[str, Any]:
         """JSON-safe form (per-target rows only when ``include_targets``)."""
@@ -794,6 +796,7 @@ class LayoutEvaluation:
             "row_score": self.row_score,
             "intent": self.intent.to_json(),
             "fixed": self.fixed.to_json(),
+            "ranked": None if self.ranked is None else self.ranked.to_json(),
             "mean_difference": self.mean_difference,
             "t_statistic": _finite_or_none(self.t_statistic),
             "p_value": self.p_value,
@@ -883,6 +886,7 @@ def evaluate_layouts(
     if row_score not in ("probability", "lift"):
         raise ValueError(f"row_score must be 'probability' or 'lift', got {row_score!r}")
     rows = {"intent": np.zeros(n, dtype=np.int64), "fixed": np.zeros(n, dtype=np.int64)}  # (T,) each
+    ranked_rows = np.full(n, n_rows + 1, dtype=np.int64)  # (T,) the plain ranking cut into rows
     n_page_rows = {"intent": np.zeros(n, dtype=np.int64), "fixed": np.zeros(n, dtype=np.int64)}  # (T,) each
     first: dict[str, list[str]] = {"intent": [], "fixed": []}
     for t, (u, p) in enumerate(targets.tolist()):
@@ -896,6 +900,9 @@ def evaluate_layouts(
         next_item = int(data.item_idx[start + p])
         probs = {h: readout.intent_probs[h][t] for h in heads}  # head -> (d_h,)
         ranked = _clean_ranking(readout.top_items[t])  # (K',)
+        hit = np.flatnonzero(ranked[: n_rows * row_size] == next_item)
+        if hit.size:
+            ranked_rows[t] = int(hit[0]) // row_size + 1
         matrices = _label_matrices(ranked, item_labels, request_time=request_time, history=history)
         for order in ("intent", "fixed"):
             page = _page(
@@ -931,4 +938,5 @@ def evaluate_layouts(
         fixed_order=tuple(fixed_order),
         intent_rows=rows["intent"],
         fixed_rows=rows["fixed"],
+        ranked=LayoutMetrics.from_rows(ranked_rows, n_rows, np.full(n, n_rows), []),
     )

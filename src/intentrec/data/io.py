@@ -7,8 +7,9 @@ objects).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -214,3 +215,16 @@ def write_table(frame: pl.DataFrame, path: Path) -> None:
     """Write a frame to Parquet (zstd), creating the parent folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path, compression="zstd")
+
+
+def write_columns(columns: Mapping[str, Any], path: Path) -> None:
+    """Write a column-oriented table (name -> list or numpy array; a 2-D array becomes a fixed-size list column)
+    to Parquet atomically (a temporary sibling renamed into place)."""
+    series = [pl.Series(name, values) for name, values in columns.items()]  # numpy 2-D -> Array(dtype, width)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        pl.DataFrame(series).write_parquet(tmp, compression="zstd")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
