@@ -10,7 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from intentrec.errors import ConfigError
-from intentrec.model import IntentRecLoss, build_model, multi_positive_cross_entropy, weighted_cross_entropy
+from intentrec.model import (
+    IntentRecLoss,
+    SampledSoftmax,
+    build_model,
+    multi_positive_cross_entropy,
+    sampling_log_q,
+    weighted_cross_entropy,
+)
+from intentrec.model.layers import MASKED_LOGIT
 from intentrec.testing import random_batch, random_spec, tiny_model_config
 
 
@@ -182,3 +190,122 @@ def test_item_loss_weight_multiplies_the_item_weights_only() -> None:
     none = loss_fn(model, replace(out, item_loss_weight=torch.zeros_like(batch.target_weight)), batch)
     assert none.parts["item"].item() == 0.0
     none.total.backward()
+
+
+@pytest.mark.parametrize("architecture", ["intentrec", "sasrec", "bert4rec", "gru", "transformer", "transact"])
+@pytest.mark.parametrize("item_head", ["tied", "linear"])
+def test_catalogue_logits_give_the_masked_full_softmax_loss_and_gradients(architecture: str, item_head: str) -> None:
+    """The loss scores only the real items (catalogue_logits); it must equal CE over score_items with PAD/UNK
+    masked, value and gradients."""
+    spec = random_spec()
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(item_head=item_head, architecture=architecture), spec)
+    model.eval()
+    batch = random_batch(spec, 3, 8, seed=1, pad_left=[0, 2, 4])
+    out = model(batch)
+    hidden = out.item_hidden[:, -1]  # (B, D)
+    full = model.score_items(hidden)  # (B, I)
+    torch.testing.assert_close(model.catalogue_logits(hidden), full[:, 2:])
+    assert (full[:, :2] == MASKED_LOGIT).all()
+
+    class FullOnly:  # the same model seen through score_items only
+        def score_items(self, h: torch.Tensor) -> torch.Tensor:
+            return model.score_items(h)
+
+    loss_fn = IntentRecLoss(1.0)
+    fast = loss_fn(model, model(batch), batch).total
+    grads_fast = torch.autograd.grad(fast, list(model.parameters()), allow_unused=True)
+    slow = loss_fn(FullOnly(), model(batch), batch).total  # type: ignore[arg-type]
+    grads_slow = torch.autograd.grad(slow, list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(fast, slow)
+    for a, b in zip(grads_fast, grads_slow, strict=True):
+        if a is None or b is None:
+            assert a is None and b is None
+        else:
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_sampled_softmax_with_every_item_once_and_uniform_q_is_the_full_softmax() -> None:
+    """Negatives = every real item once, uniform q: the log-Q shift is a constant, the target's own copy among
+    the negatives is an accidental hit (removed), so the loss is exactly the full-softmax CE."""
+    spec, model, batch, _ = _setup(item_head="tied")
+    out = model(batch)
+    full = IntentRecLoss(0.0)(model, out, batch).parts["item"]
+    log_q = sampling_log_q(torch.ones(spec.n_items), alpha=0.0)
+    sampler = SampledSoftmax(log_q, n_negatives=5)
+    rows = (batch.target_item.reshape(-1) > 0).nonzero().squeeze(1)
+    hidden = out.item_hidden.reshape(-1, out.item_hidden.shape[-1])[rows]
+    every = torch.arange(2, spec.n_items)
+    sampled = sampler(model, hidden, batch.target_item.reshape(-1)[rows], batch.target_weight.reshape(-1)[rows],
+                      negatives=every)
+    torch.testing.assert_close(sampled, full)
+
+
+def test_sampled_softmax_log_q_correction_approaches_the_full_softmax_gradient() -> None:
+    """With many negatives drawn from a skewed q, the corrected loss's gradient is close to the full softmax's
+    (the loss value differs from the full CE by the constant log N·q_target, which has no gradient); without the
+    correction the gradient is biased towards the popular items."""
+    torch.manual_seed(0)
+    n_items, p = 60, 40
+    counts = torch.arange(n_items, dtype=torch.float32) ** 2  # skewed popularity
+    log_q = sampling_log_q(counts, alpha=1.0)
+    assert torch.isinf(log_q[:2]).all() and torch.isclose(log_q[2:].exp().sum(), torch.tensor(1.0))
+
+    class Table:  # a bare item head: score = query . table[j]
+        def __init__(self) -> None:
+            self.table = torch.randn(n_items, 8)
+
+        def item_query(self, h: torch.Tensor) -> torch.Tensor:
+            return h
+
+        def item_table(self) -> tuple[torch.Tensor, None]:
+            return self.table, None
+
+    head = Table()
+    hidden = torch.randn(p, 8, requires_grad=True)
+    target = torch.randint(2, n_items, (p,))
+    weight = torch.ones(p)
+    full = weighted_cross_entropy((hidden @ head.table.T)[:, 2:], target - 2, weight)
+    g_full = torch.autograd.grad(full, hidden)[0].reshape(-1)
+    gen = torch.Generator().manual_seed(1)
+    neg = torch.multinomial(log_q.exp(), 50_000, replacement=True, generator=gen)
+    corrected = SampledSoftmax(log_q, 1)(head, hidden, target, weight, negatives=neg)
+    raw = SampledSoftmax(torch.zeros(n_items), 1)(head, hidden, target, weight, negatives=neg)
+    g_corr = torch.autograd.grad(corrected, hidden)[0].reshape(-1)
+    g_raw = torch.autograd.grad(raw, hidden)[0].reshape(-1)
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(g_corr, g_full, dim=0) > 0.98
+    assert (g_corr - g_full).norm() < 0.2 * g_full.norm()
+    assert (g_raw - g_full).norm() > 2 * (g_corr - g_full).norm()
+
+
+def test_sampled_softmax_removes_accidental_hits_and_trains_only_sampled_rows() -> None:
+    spec, model, batch, _ = _setup(item_head="linear")
+    out = model(batch)
+    rows = (batch.target_item.reshape(-1) > 0).nonzero().squeeze(1)
+    hidden = out.item_hidden.reshape(-1, out.item_hidden.shape[-1])[rows]
+    target = batch.target_item.reshape(-1)[rows]
+    weight = batch.target_weight.reshape(-1)[rows]
+    sampler = SampledSoftmax(sampling_log_q(torch.ones(spec.n_items), 0.0), n_negatives=3)
+    negatives = torch.tensor([int(target[0]), 2, 3])
+    loss = sampler(model, hidden, target, weight, negatives=negatives)
+    table, _ = model.item_table()
+    grad = torch.autograd.grad(loss, table)[0]  # (I, E)
+    touched = set(negatives.tolist()) | set(target.tolist())
+    untouched = [j for j in range(spec.n_items) if j not in touched]
+    assert torch.all(grad[untouched] == 0)
+    # the first row's target among the negatives is removed: same loss as without that negative for that row
+    only = sampler(model, hidden[:1], target[:1], weight[:1], negatives=negatives[1:])
+    with_hit = sampler(model, hidden[:1], target[:1], weight[:1], negatives=negatives)
+    torch.testing.assert_close(only, with_hit)
+
+
+def test_intentrec_loss_uses_the_sampler_for_the_item_part_only() -> None:
+    spec, model, batch, _ = _setup()
+    out = model(batch)
+    full = IntentRecLoss(1.0)(model, out, batch)
+    sampled = IntentRecLoss(1.0, SampledSoftmax(sampling_log_q(torch.ones(spec.n_items), 0.0), 4))(model, out, batch)
+    for name, value in full.parts.items():
+        if name != "item":
+            torch.testing.assert_close(sampled.parts[name], value)
+    assert not torch.isclose(sampled.parts["item"], full.parts["item"])

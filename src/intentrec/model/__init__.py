@@ -18,14 +18,23 @@ from intentrec.structs import DataSpec
 
 from .baselines import BERT4Rec, RNNRec, SASRec, TransAct, TransformerRec
 from .intentrec import IntentRec
-from .losses import IntentRecLoss, LossOutput, multi_positive_cross_entropy, weighted_cross_entropy
+from .losses import (
+    IntentRecLoss,
+    LossOutput,
+    SampledSoftmax,
+    multi_positive_cross_entropy,
+    sampling_log_q,
+    weighted_cross_entropy,
+)
 
 __all__ = [
     "IntentRec",
     "IntentRecLoss",
     "LossOutput",
+    "SampledSoftmax",
     "build_model",
     "multi_positive_cross_entropy",
+    "sampling_log_q",
     "weighted_cross_entropy",
 ]
 

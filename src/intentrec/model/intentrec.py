@@ -41,9 +41,11 @@ from .layers import (
     FCNorm,
     FeatureEmbedder,
     TimestampEncoding,
+    catalogue_linear,
     causal_mask,
     init_weights,
     mask_leading_classes,
+    pad_masked_classes,
     window_mask,
 )
 
@@ -317,9 +319,20 @@ class IntentRec(nn.Module):
         Returns:
             (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
         """
+        return pad_masked_classes(self.catalogue_logits(item_hidden), N_MASKED_ITEMS)  # (..., I)
+
+    def catalogue_logits(self, item_hidden: torch.Tensor) -> torch.Tensor:
+        """(..., I - 2) scores of the real items only (column j = item index j + 2): PAD/UNK are never computed
+        (the training loss's input; :meth:`score_items` adds the masked columns)."""
+        weight, bias = self.item_table()
+        return catalogue_linear(self.item_query(item_hidden), weight, bias, N_MASKED_ITEMS, weight.shape[0])
+
+    def item_query(self, item_hidden: torch.Tensor) -> torch.Tensor:
+        """(..., E) the query that is dotted with :meth:`item_table` rows (``tied``: projected; ``linear``: as is)."""
+        return self.item_proj(item_hidden) if self.item_head == "tied" else item_hidden
+
+    def item_table(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(weight (I, E), bias (I,))`` of FC_item: score(item j) = query · weight[j] + bias[j]."""
         if self.item_head == "tied":
-            query = self.item_proj(item_hidden)  # (..., item_emb_dim)
-            logits = nn.functional.linear(query, self.embedder.item_embedding.weight, self.item_bias)  # (..., I)
-        else:
-            logits = self.item_out(item_hidden)  # (..., I)
-        return mask_leading_classes(logits, N_MASKED_ITEMS)  # (..., I)
+            return self.embedder.item_embedding.weight[: self.item_bias.shape[0]], self.item_bias
+        return self.item_out.weight, self.item_out.bias

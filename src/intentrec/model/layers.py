@@ -32,9 +32,11 @@ __all__ = [
     "TimestampEncoding",
     "TransformerBlock",
     "bidirectional_mask",
+    "catalogue_linear",
     "causal_mask",
     "init_weights",
     "mask_leading_classes",
+    "pad_masked_classes",
     "window_mask",
 ]
 
@@ -81,6 +83,42 @@ def mask_leading_classes(logits: torch.Tensor, n_masked: int) -> torch.Tensor:
     """
     cls = torch.arange(logits.shape[-1], device=logits.device)  # (C,)
     return logits.masked_fill(cls < n_masked, MASKED_LOGIT)  # (..., C)
+
+
+def catalogue_linear(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, n_masked: int, n_classes: int
+) -> torch.Tensor:
+    """Logits of classes ``n_masked .. n_classes - 1`` only: ``hidden @ weight[n_masked:n_classes].T + bias[...]``.
+
+    The training loss scores the real items this way, so the PAD/UNK columns are never computed, masked or
+    back-propagated through (a (P, I) masking pass and its backward cost as much as the softmax on CPU).
+
+    Args:
+        hidden: (..., d) rows.
+        weight: (>= n_classes, d) class vectors (rows are sliced, never copied).
+        bias: (>= n_classes,) or None.
+        n_masked: leading classes to leave out.
+        n_classes: I.
+
+    Returns:
+        (..., n_classes - n_masked) logits; column j is class ``j + n_masked``.
+    """
+    b = None if bias is None else bias[n_masked:n_classes]
+    return nn.functional.linear(hidden, weight[n_masked:n_classes], b)  # (..., I - n_masked)
+
+
+def pad_masked_classes(logits: torch.Tensor, n_masked: int) -> torch.Tensor:
+    """Prepend ``n_masked`` columns equal to :data:`MASKED_LOGIT`: the inverse view of :func:`catalogue_linear`.
+
+    Args:
+        logits: (..., C - n_masked) scores of the real classes.
+        n_masked: how many masked leading classes to add.
+
+    Returns:
+        (..., C) scores, columns ``0 .. n_masked - 1`` equal to :data:`MASKED_LOGIT`.
+    """
+    pad = logits.new_full((*logits.shape[:-1], n_masked), MASKED_LOGIT)  # (..., n_masked)
+    return torch.cat([pad, logits], dim=-1)  # (..., C)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 * :func:`weighted_cross_entropy` — duration-weighted CE, normalised by the sum of weights (Eq. 3).
 * :func:`multi_positive_cross_entropy` — softmax loss with several positive labels and no negatives (§10 #13).
 * :class:`IntentRecLoss` — L = L_item + λ Σ_i L_intent_i (Eq. 4), every part returned by name for logging.
+* :class:`SampledSoftmax` — the item loss over sampled negatives with the log-Q correction, for catalogues too large
+  for a full softmax (PAPER §10 #17); evaluation always ranks the full catalogue.
 
 Only positions with a target are scored: the item head sees (P, D) rows, never a (B, n, I) tensor. A model may
 narrow the item positions further with ``ModelOutput.item_loss_weight`` (BERT4Rec: its masked positions only).
@@ -17,13 +19,17 @@ import torch
 import torch.nn.functional as F
 
 from intentrec.errors import ConfigError
+from intentrec.model.intentrec import N_MASKED_ITEMS
+from intentrec.model.layers import MASKED_LOGIT
 from intentrec.structs import ModelOutput, SequenceBatch
 
 __all__ = [
     "IntentRecLoss",
     "ItemScorer",
     "LossOutput",
+    "SampledSoftmax",
     "multi_positive_cross_entropy",
+    "sampling_log_q",
     "weighted_cross_entropy",
 ]
 
@@ -109,11 +115,88 @@ def multi_positive_cross_entropy(
     return _weighted_mean(per_row, weight * (n_pos > 0))
 
 
+def sampling_log_q(counts: torch.Tensor, alpha: float) -> torch.Tensor:
+    """log q of the negative-sampling distribution q_j ∝ (count_j + 1)^alpha over the real items.
+
+    Args:
+        counts: (I,) training-event count of every item index (PAD and UNK get probability 0).
+        alpha: 0 = uniform, 1 = popularity, 0.75 = the usual flattened popularity.
+
+    Returns:
+        (I,) float32 log-probabilities summing (in probability) to 1; ``-inf`` for indices 0 and 1.
+    """
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    weights = (counts.double().clamp_min(0) + 1.0) ** alpha  # (I,)
+    weights[:N_MASKED_ITEMS] = 0.0
+    return torch.log(weights / weights.sum()).float()  # (I,)
+
+
+class SampledSoftmax:
+    """Item loss over ``n_negatives`` negatives shared by the batch, drawn from q with replacement, with the
+    log-Q correction (Bengio & Senécal 2008; Yi et al. 2019): every logit s_j becomes s_j − log q_j, so the
+    sampled softmax is consistent for the full one as n grows. Negatives equal to a row's target
+    ("accidental hits") are removed from that row. PAPER §10 #17: full softmax up to ~100k items, this beyond.
+
+    Args:
+        log_q: (I,) log-probabilities of the sampling distribution (:func:`sampling_log_q`).
+        n_negatives: negatives per step (shared by every row of the batch).
+        generator: optional torch generator for the draws (reproducibility).
+    """
+
+    def __init__(self, log_q: torch.Tensor, n_negatives: int, generator: torch.Generator | None = None) -> None:
+        if n_negatives < 1:
+            raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
+        self.log_q = log_q.float()
+        self.probs = log_q.float().exp()
+        self.n_negatives = int(n_negatives)
+        self.generator = generator
+
+    def sample(self, device: torch.device) -> torch.Tensor:
+        """(N,) item indices drawn from q."""
+        if self.probs.device != device:
+            self.probs, self.log_q = self.probs.to(device), self.log_q.to(device)
+        return torch.multinomial(self.probs, self.n_negatives, replacement=True, generator=self.generator)
+
+    def __call__(
+        self, model: ItemScorer, hidden: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Weighted mean sampled-softmax CE.
+
+        Args:
+            model: has ``item_query(hidden) -> (P, E)`` and ``item_table() -> (weight (I, E), bias (I,) | None)``.
+            hidden: (P, D) item-head rows at the target positions.
+            target: (P,) target item indices (>= 2).
+            weight: (P,) non-negative weights.
+            negatives: (N,) negatives to use instead of sampling (tests).
+
+        Returns:
+            Scalar loss.
+        """
+        query = model.item_query(hidden)  # type: ignore[attr-defined]  # (P, E)
+        table, bias = model.item_table()  # type: ignore[attr-defined]  # (I, E), (I,) | None
+        neg = self.sample(query.device) if negatives is None else negatives.to(query.device)  # (N,)
+        if self.log_q.device != query.device:
+            self.probs, self.log_q = self.probs.to(query.device), self.log_q.to(query.device)
+        pos = (query * table[target]).sum(dim=-1)  # (P,)
+        neg_logits = query @ table[neg].T  # (P, N)
+        if bias is not None:
+            pos = pos + bias[target]
+            neg_logits = neg_logits + bias[neg]
+        pos = pos - self.log_q[target]  # (P,) log-Q correction
+        neg_logits = neg_logits - self.log_q[neg]  # (P, N)
+        neg_logits = neg_logits.masked_fill(neg[None, :] == target[:, None], MASKED_LOGIT)  # accidental hits
+        logits = torch.cat([pos[:, None], neg_logits], dim=1).float()  # (P, 1 + N), the target in column 0
+        return weighted_cross_entropy(logits, torch.zeros_like(target), weight)
+
+
 class IntentRecLoss:
     """L = L_item + λ Σ_i L_intent_i (PAPER Eq. 4).
 
     * Item: weighted CE at positions with ``batch.target_item > 0`` and a positive item weight; the hidden rows
-      there (P, D) go through ``model.score_items`` (P, I). The item weight is ``batch.target_weight``, multiplied
+      there (P, D) go through ``model.catalogue_logits`` (P, I - 2: the real items, PAD/UNK never computed) when
+      the model has it, else ``model.score_items`` (P, I) with PAD/UNK masked — the same loss either way. The item weight is ``batch.target_weight``, multiplied
       by ``output.item_loss_weight`` when the model gives one (BERT4Rec: 1 at its masked positions, 0 elsewhere,
       so only those count); it never affects the intent parts.
     * Intents: for every head in ``output.intent_logits``, weighted CE (single-label targets (B, n)) or
@@ -121,15 +204,17 @@ class IntentRecLoss:
 
     Args:
         lambda_intent: λ, the weight of the summed intent losses (>= 0).
+        item_sampler: a :class:`SampledSoftmax` for the item part (default: the full softmax).
 
     Raises:
         ValueError: ``lambda_intent`` is negative.
     """
 
-    def __init__(self, lambda_intent: float) -> None:
+    def __init__(self, lambda_intent: float, item_sampler: SampledSoftmax | None = None) -> None:
         if lambda_intent < 0:
             raise ValueError(f"lambda_intent must be >= 0, got {lambda_intent}")
         self.lambda_intent = float(lambda_intent)
+        self.item_sampler = item_sampler
 
     def __call__(self, model: ItemScorer, output: ModelOutput, batch: SequenceBatch) -> LossOutput:
         """Compute the loss of one batch.
@@ -153,8 +238,16 @@ class IntentRecLoss:
         has_item = (batch.target_item.reshape(-1) > 0) & (item_weight > 0)  # (B·n,)
         rows = has_item.nonzero().squeeze(1)  # (P,)
         hidden = output.item_hidden.reshape(-1, output.item_hidden.shape[-1])[rows]  # (P, D)
-        item_logits = model.score_items(hidden)  # (P, I)
-        item_loss = weighted_cross_entropy(item_logits, batch.target_item.reshape(-1)[rows], item_weight[rows])
+        item_target = batch.target_item.reshape(-1)[rows]  # (P,)
+        catalogue = getattr(model, "catalogue_logits", None)
+        if self.item_sampler is not None:
+            item_loss = self.item_sampler(model, hidden, item_target, item_weight[rows])
+        elif catalogue is not None:  # real items only: no (P, I) masking pass over PAD/UNK
+            item_logits = catalogue(hidden)  # (P, I - 2), column j = item j + 2
+            item_loss = weighted_cross_entropy(item_logits, item_target - N_MASKED_ITEMS, item_weight[rows])
+        else:
+            item_logits = model.score_items(hidden)  # (P, I)
+            item_loss = weighted_cross_entropy(item_logits, item_target, item_weight[rows])
         parts: dict[str, torch.Tensor] = {"item": item_loss}
 
         intent_total = item_loss.new_zeros(())

@@ -16,7 +16,7 @@ from intentrec.config import ModelConfig
 from intentrec.structs import AttributeSpec, DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import N_MASKED_ITEMS, IntentHeads, select_heads
-from ..layers import mask_leading_classes
+from ..layers import catalogue_linear, pad_masked_classes
 
 __all__ = ["ItemPositionEmbedding", "ItemScoreHead", "baseline_heads"]
 
@@ -137,13 +137,22 @@ class ItemScoreHead(nn.Module):
         Returns:
             (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
         """
+        return pad_masked_classes(self.catalogue(hidden, item_embedding), N_MASKED_ITEMS)  # (..., I)
+
+    def catalogue(self, hidden: torch.Tensor, item_embedding: nn.Embedding) -> torch.Tensor:
+        """(..., I - 2) logits of the real items only (column j = item index j + 2): the training loss's input."""
+        weight, bias = self.table(item_embedding)
+        return catalogue_linear(self.query(hidden), weight, bias, N_MASKED_ITEMS, self.n_items)
+
+    def query(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., E) the query dotted with the :meth:`table` rows."""
+        return self.item_proj(hidden) if self.kind == "tied" else hidden
+
+    def table(self, item_embedding: nn.Embedding) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(weight (I, E), bias (I,))``: score(item j) = query · weight[j] + bias[j]."""
         if self.kind == "tied":
-            query = self.item_proj(hidden)  # (..., item_emb_dim)
-            items = item_embedding.weight[: self.n_items]  # (I, item_emb_dim): extra rows are not items
-            logits = nn.functional.linear(query, items, self.item_bias)  # (..., I)
-        else:
-            logits = self.item_out(hidden)  # (..., I)
-        return mask_leading_classes(logits, N_MASKED_ITEMS)  # (..., I)
+            return item_embedding.weight[: self.n_items], self.item_bias  # extra rows are not items
+        return self.item_out.weight, self.item_out.bias
 
 
 class BaselineModel(nn.Module):
@@ -180,3 +189,15 @@ class BaselineModel(nn.Module):
             (..., I) logits; columns 0 (PAD) and 1 (UNK) equal ``MASKED_LOGIT``.
         """
         return self.item_output(item_hidden, self.item_embedding)  # (..., I)
+
+    def catalogue_logits(self, item_hidden: torch.Tensor) -> torch.Tensor:
+        """(..., I - 2) scores of the real items (column j = item index j + 2), PAD/UNK never computed."""
+        return self.item_output.catalogue(item_hidden, self.item_embedding)  # (..., I - 2)
+
+    def item_query(self, item_hidden: torch.Tensor) -> torch.Tensor:
+        """(..., E) the query dotted with :meth:`item_table` rows."""
+        return self.item_output.query(item_hidden)
+
+    def item_table(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(weight (I, E), bias (I,))`` of the item head: score(item j) = query · weight[j] + bias[j]."""
+        return self.item_output.table(self.item_embedding)
