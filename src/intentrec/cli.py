@@ -129,14 +129,26 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set train.epochs=3.")] = None,
     resume: Annotated[bool, typer.Option(help="Resume from RUN_DIR/last if present.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", min=1, help="Train with N processes on this machine (DistributedDataParallel; gloo on CPU, NCCL "
+        "with one GPU per process): re-launches itself through `python -m torch.distributed.run --standalone`. "
+        "For several machines call torchrun directly (README).")] = 1,
 ) -> None:
-    """Train a model, select it on validation, evaluate it on test (beside popularity)."""
+    """Train a model, select it on validation, evaluate it on test (beside popularity).
+
+    Also the entry point of every process of ``torchrun -m intentrec train ...`` (multi-process / multi-node).
+    """
     from intentrec import workflows
     from intentrec.config import load_config
 
+    if nproc > 1:
+        _launch_processes(nproc, config, out, set_ or [], resume, progress)
+        return
     try:
         cfg = load_config(config, set_ or [])
         outcome = workflows.train(cfg, out, resume=resume, progress=progress, log=console.print)
+        if outcome.rank != 0:  # under torchrun only rank 0 reports
+            return
         console.print(_results_table(outcome.test, f"{cfg.name}: next-item prediction", cfg.model.label))
         intents = _intent_table(outcome.test, cfg.model.label)
         if intents is not None:
@@ -144,6 +156,27 @@ def train(
         console.print(f"metrics: {out / 'metrics.json'}")
     except IntentRecError as err:
         _fail(err)
+
+
+def _launch_processes(nproc: int, config: Path, out: Path, overrides: list[str], resume: bool, progress: bool) -> None:
+    """``intentrec train --nproc N``: run ``torchrun --standalone --nproc-per-node N -m intentrec train ...``."""
+    import os
+    import shlex
+    import subprocess
+
+    if any(name in os.environ for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE")):
+        _fail(IntentRecError("--nproc starts its own processes: drop it when launching with torchrun"))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+        "-m", "intentrec", "train", "--config", str(config), "--out", str(out),
+        *(arg for override in overrides for arg in ("--set", override)),
+        "--resume" if resume else "--no-resume", "--progress" if progress else "--no-progress",
+    ]
+    console.print(f"launching {nproc} processes: {shlex.join(command)}", markup=False, highlight=False, soft_wrap=True)
+    code = subprocess.call(command)
+    if code != 0:
+        err_console.print(f"[bold red]error:[/] the distributed run failed (exit code {code}); see the output above")
+        raise typer.Exit(code=code)
 
 
 @app.command()

@@ -419,7 +419,8 @@ class TrainConfig(_Frozen):
     epochs: int = 50
     """Maximum epochs; early stopping usually ends sooner."""
     batch_size: int = 128
-    """Training windows per step."""
+    """Training windows per step: the global batch, split across the processes of a ``torchrun`` launch (each of N
+    ranks takes every N-th window), so results do not depend on the number of processes."""
     lr: float = 1e-3
     """Peak learning rate of AdamW."""
     weight_decay: float = 0.01
@@ -455,6 +456,14 @@ class TrainConfig(_Frozen):
     max_minutes: float | None = None
     """Wall-clock budget of training in minutes (resumed runs count earlier time): training stops after the epoch
     that exhausts it, and the best validated checkpoint is kept; ``null`` = no budget."""
+    sampled_softmax: int = 0
+    """Negatives per step of a sampled item softmax with the log-Q correction (0 = the full softmax, the default).
+    PAPER §10 #17: full softmax up to ~100k items, sampling beyond; evaluation always ranks the full catalogue."""
+    sampling_alpha: float = 0.75
+    """Negative-sampling distribution q_j ∝ (training count_j + 1)^alpha (0 = uniform, 1 = popularity)."""
+    dist_timeout_minutes: float = 60.0
+    """Multi-process runs: how long a rank waits for the others at a collective. Ranks 1..N-1 wait while rank 0
+    prepares the data and validates, so this must exceed the longest of those."""
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -464,12 +473,16 @@ class TrainConfig(_Frozen):
             raise ValueError("lr must be > 0")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.lambda_intent < 0:
             raise ValueError("weight_decay, grad_clip and lambda_intent must be >= 0")
+        if self.sampled_softmax < 0 or self.sampling_alpha < 0:
+            raise ValueError("sampled_softmax and sampling_alpha must be >= 0")
         if self.warmup_steps < 0 or self.patience < 1 or self.eval_every < 1:
             raise ValueError("warmup_steps must be >= 0, patience and eval_every >= 1")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError("min_lr_ratio must be in [0, 1]")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError("max_minutes must be > 0 or null")
+        if self.dist_timeout_minutes <= 0:
+            raise ValueError("dist_timeout_minutes must be > 0")
         _check_metric_name(self.monitor)
         return self
 

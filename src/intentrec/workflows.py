@@ -33,10 +33,11 @@ from intentrec.evaluate.heuristics import evaluate_heuristic, fit_heuristic
 from intentrec.features.collate import CollateSettings, collate
 from intentrec.features.dataset import EvalTargets, TrainingWindows, bucketed_batches, example_from_events
 from intentrec.model import build_model
-from intentrec.model.losses import IntentRecLoss
+from intentrec.model.losses import IntentRecLoss, SampledSoftmax, sampling_log_q
 from intentrec.structs import DataSpec, EncodedSequences, SequenceBatch
 from intentrec.train.checkpoint import atomic_write_text, load_model_weights
 from intentrec.train.curves import matplotlib_available, plot_history
+from intentrec.train.distributed import DistributedContext, barrier, init_distributed, rank_batches, shutdown
 from intentrec.train.loop import BEST_WEIGHTS, FitResult, fit, resolve_device, seed_everything
 from intentrec.vocab import vocabs_to_json
 
@@ -167,6 +168,9 @@ class TrainOutcome:
     validation: dict[str, Any]
     """Best-checkpoint metrics on validation."""
     prepare_seconds: float
+    rank: int = 0
+    """The process's rank under ``torchrun`` (0 for a single process). Files, ``test`` and ``validation`` come from
+    rank 0 only: on the other ranks the two documents are empty."""
 
 
 def train(
@@ -183,29 +187,75 @@ def train(
     With ``evaluate_test=False`` (hyperparameter search) the test split is never scored: ``metrics.json`` and
     ``per_target_test.npz`` are not written and ``TrainOutcome.test`` is empty.
 
+    Under ``torchrun`` (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` set) every process calls this: rank 0 prepares the
+    data first (the others then read it from the cache), each rank trains a DistributedDataParallel replica on its
+    slice of every global batch of ``train.batch_size`` windows (gloo on CPU, NCCL on CUDA), and rank 0 alone logs,
+    validates, writes files and scores the test split (module docstring of :mod:`intentrec.train.distributed`).
+
     Writes to ``run_dir``: ``config.json``, ``data_spec.json``, ``vocabs.json``, ``model.safetensors`` (best
     weights), ``history.jsonl``, ``metrics.json`` (test + popularity floor), ``metrics_validation.json``,
-    ``per_target_test.npz`` and ``last/`` (resume state).
+    ``per_target_test.npz`` and ``last/`` (resume state, readable by a run with any number of processes).
     """
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
+    ctx = init_distributed(resolve_device(cfg.train.device), cfg.train.dist_timeout_minutes)
+    try:
+        return _train(cfg, Path(run_dir), ctx, resume=resume, progress=progress and ctx.is_main,
+                      log=log if ctx.is_main else _quiet, evaluate_test=evaluate_test)
+    finally:
+        shutdown(ctx)
+
+
+def _quiet(_message: str) -> None:
+    """The log of ranks other than 0."""
+
+
+def _loss_fn(cfg: ExperimentConfig, data: EncodedSequences, log: Callable[[str], None]) -> IntentRecLoss:
+    """The training loss: full item softmax, or sampled with log-Q correction when ``train.sampled_softmax > 0``
+    (negatives from the training popularity; seeded, so every rank of a distributed run draws the same ones)."""
+    n_neg = cfg.train.sampled_softmax
+    if n_neg <= 0:
+        return IntentRecLoss(cfg.train.lambda_intent)
+    from intentrec.data.live import training_item_counts
+
+    counts = torch.from_numpy(training_item_counts(data))
+    log_q = sampling_log_q(counts, cfg.train.sampling_alpha)
+    generator = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + 17)
+    log(f"item loss: sampled softmax, {n_neg:,} negatives per step (q ∝ (count + 1)^{cfg.train.sampling_alpha:g}, "
+        f"log-Q corrected) over {data.spec.n_items - 2:,} items; evaluation still ranks the full catalogue")
+    return IntentRecLoss(cfg.train.lambda_intent, SampledSoftmax(log_q, n_neg, generator=generator))
+
+
+def _train(
+    cfg: ExperimentConfig, run: Path, ctx: DistributedContext, *, resume: bool, progress: bool,
+    log: Callable[[str], None], evaluate_test: bool,
+) -> TrainOutcome:
+    """The body of :func:`train` on one rank."""
+    if ctx.is_main:
+        run.mkdir(parents=True, exist_ok=True)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     t0 = time.perf_counter()
+    if not ctx.is_main:
+        barrier(ctx)  # rank 0 prepares and caches the data first; the others then load the cache entry
     data = prepare(cfg.data, progress=progress)
+    if ctx.is_main:
+        barrier(ctx)
     prepare_seconds = time.perf_counter() - t0
     log(f"data: {data.spec.dataset}: {data.n_users:,} users, {data.spec.n_items - 2:,} items, "
         f"{data.item_idx.shape[0]:,} events; {data.split.description} ({prepare_seconds:.1f}s)")
 
-    atomic_write_text(run / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2))
-    atomic_write_text(run / SPEC_FILE, json.dumps(_spec_to_json(data.spec, _label_widths(data)), indent=2))
-    atomic_write_text(run / VOCAB_FILE, vocabs_to_json(data.item_vocab, data.label_vocabs))
+    if ctx.is_main:
+        atomic_write_text(run / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2))
+        atomic_write_text(run / SPEC_FILE, json.dumps(_spec_to_json(data.spec, _label_widths(data)), indent=2))
+        atomic_write_text(run / VOCAB_FILE, vocabs_to_json(data.item_vocab, data.label_vocabs))
 
     if cfg.model.is_heuristic:
+        if not ctx.is_main:  # nothing to train: rank 0 fits and scores the baseline alone
+            return TrainOutcome(run, FitResult(0, float("nan"), 0, False, 0.0, stop_reason="fitted"), {}, {},
+                                prepare_seconds, ctx.rank)
         return _fit_heuristic_run(cfg, data, run, prepare_seconds, evaluate_test, log)
 
     seed_everything(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
+    device = ctx.device
     model = build_model(cfg.model, data.spec).to(device)
     windows = TrainingWindows(data, cfg.model.max_len, cfg.train.duration_weight)
     if len(windows) == 0:
@@ -214,8 +264,8 @@ def train(
 
     def make_batches(epoch: int) -> Iterator[SequenceBatch]:
         rng = np.random.default_rng([cfg.train.seed, epoch])
-        batches = bucketed_batches(windows.lengths, cfg.train.batch_size, rng)
-        yield from DataLoader(windows, batch_sampler=batches, collate_fn=collate_fn)
+        batches = bucketed_batches(windows.lengths, cfg.train.batch_size, rng)  # global batches: same on every rank
+        yield from rank_batches(windows, batches, collate_fn, ctx)  # this rank's slice of each (all of it for one)
 
     label_counts = intent_label_counts(data)
 
@@ -225,8 +275,13 @@ def train(
     steps = (len(windows) + cfg.train.batch_size - 1) // cfg.train.batch_size
     log(f"model {cfg.model.label}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}; "
         f"{windows.n_targets:,} training targets in {len(windows):,} windows, {steps} steps/epoch")
-    result = fit(model, make_batches, steps, IntentRecLoss(cfg.train.lambda_intent), validate, cfg.train, run,
-                 resume=resume, progress=progress, log=log)
+    if ctx.enabled:
+        log(f"distributed: {ctx.world_size} processes ({ctx.backend}); global batch {cfg.train.batch_size} windows, "
+            f"about {-(-cfg.train.batch_size // ctx.world_size)} per process")
+    result = fit(model, make_batches, steps, _loss_fn(cfg, data, log), validate, cfg.train, run,
+                 resume=resume, progress=progress, log=log, dist=ctx)
+    if not ctx.is_main:
+        return TrainOutcome(run, result, {}, {}, prepare_seconds, ctx.rank)
 
     if matplotlib_available() and result.history:
         plot_history(result.history, run / "training_curves.png", f"{cfg.name}: {cfg.model.label}")

@@ -148,15 +148,14 @@ class SampledSoftmax:
         if n_negatives < 1:
             raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
         self.log_q = log_q.float()
-        self.probs = log_q.float().exp()
+        self.probs = log_q.detach().float().exp().cpu()  # sampled on the CPU (a CPU generator is portable)
         self.n_negatives = int(n_negatives)
         self.generator = generator
 
     def sample(self, device: torch.device) -> torch.Tensor:
-        """(N,) item indices drawn from q."""
-        if self.probs.device != device:
-            self.probs, self.log_q = self.probs.to(device), self.log_q.to(device)
-        return torch.multinomial(self.probs, self.n_negatives, replacement=True, generator=self.generator)
+        """(N,) item indices drawn from q (on the CPU with the seeded generator, then moved to ``device``)."""
+        neg = torch.multinomial(self.probs, self.n_negatives, replacement=True, generator=self.generator)  # (N,)
+        return neg.to(device, non_blocking=True)
 
     def __call__(
         self, model: ItemScorer, hidden: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
@@ -178,7 +177,7 @@ class SampledSoftmax:
         table, bias = model.item_table()  # type: ignore[attr-defined]  # (I, E), (I,) | None
         neg = self.sample(query.device) if negatives is None else negatives.to(query.device)  # (N,)
         if self.log_q.device != query.device:
-            self.probs, self.log_q = self.probs.to(query.device), self.log_q.to(query.device)
+            self.log_q = self.log_q.to(query.device)
         pos = (query * table[target]).sum(dim=-1)  # (P,)
         neg_logits = query @ table[neg].T  # (P, N)
         if bias is not None:

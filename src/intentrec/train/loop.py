@@ -3,6 +3,11 @@
 ``fit`` trains with AdamW + warm-up/cosine, gradient clipping and early stopping on a *validation* metric,
 writes the best weights atomically, a resumable state after every epoch and one JSON line per epoch in
 ``history.jsonl``. Validation is injected as ``validate_fn`` (train and evaluate are siblings).
+
+Under ``torchrun`` (``dist`` enabled) the model is wrapped in DistributedDataParallel, each step's loss is
+normalised over the global batch (:func:`intentrec.train.distributed.global_batch_loss`), and rank 0 alone
+validates, logs and writes files; its validation metrics and elapsed time are broadcast so that every rank stops
+at the same epoch (module docstring of :mod:`intentrec.train.distributed`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,6 +34,12 @@ from intentrec.train.checkpoint import (
     save_model_weights,
     save_training_state,
 )
+from intentrec.train.distributed import (
+    DistributedContext,
+    broadcast_object,
+    global_batch_loss,
+    wrap_model,
+)
 from intentrec.train.optim import build_optimizer, get_lr
 
 __all__ = ["FitResult", "fit", "resolve_device", "seed_everything"]
@@ -39,9 +50,9 @@ HISTORY = "history.jsonl"
 
 
 class LossFn(Protocol):
-    """What ``fit`` needs from a loss: ``(model, output, batch) -> object with .total and .parts``."""
+    """What ``fit`` needs from a loss: ``(model, output, batch) -> object with .total and .parts`` (``LossOutput``)."""
 
-    def __call__(self, model: nn.Module, output: ModelOutput, batch: SequenceBatch) -> object: ...
+    def __call__(self, model: nn.Module, output: ModelOutput, batch: SequenceBatch) -> Any: ...
 
 
 @dataclass
@@ -95,53 +106,69 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    dist: DistributedContext | None = None,
 ) -> FitResult:
     """Train ``model`` and keep the weights with the best validation ``cfg.monitor``.
 
     Args:
         model: the model (already on its device).
-        make_train_batches: ``epoch -> iterable of batches`` (shuffled with a seed derived from the epoch).
+        make_train_batches: ``epoch -> iterable of batches`` (shuffled with a seed derived from the epoch); under
+            ``torchrun``, this rank's slice of every global batch (the same number of batches on every rank).
         steps_per_epoch: batches per epoch (for the schedule and the progress bar).
-        loss_fn: returns an object with ``.total`` (scalar tensor) and ``.parts`` (dict of scalar tensors).
-        validate_fn: ``model -> metrics`` on the *validation* targets (never test).
+        loss_fn: returns an object with ``.total`` (scalar tensor) and ``.parts`` (dict of scalar tensors); when
+            distributed, an ``IntentRecLoss`` (its parts are renormalised over the global batch).
+        validate_fn: ``model -> metrics`` on the *validation* targets (never test); called on rank 0 only.
         cfg: training hyperparameters.
         run_dir: where ``model.safetensors`` (best), ``last/`` (resume state) and ``history.jsonl`` go.
-        resume: continue from ``run_dir/last`` when it exists.
-        progress: show a progress bar with live loss and throughput.
-        log: where one-line epoch summaries go.
+        resume: continue from ``run_dir/last`` when it exists (written by a run of any world size).
+        progress: show a progress bar with live loss and throughput (rank 0 only).
+        log: where one-line epoch summaries go (rank 0 only).
+        dist: the distributed context (None = a single process). Every rank calls ``fit``; rank 0 alone reads
+            ``last/``, validates and writes files, and broadcasts what the other ranks need.
 
     Returns:
         A :class:`FitResult`; the best weights are at ``run_dir / "model.safetensors"``.
     """
+    dist = dist if dist is not None else DistributedContext()
+    if not dist.is_main:
+        progress, log = False, _silent
     device = next(model.parameters()).device
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     if cfg.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     total_steps = max(1, cfg.epochs * steps_per_epoch)
+    lambda_intent = float(getattr(loss_fn, "lambda_intent", cfg.lambda_intent))
 
     start_epoch, step, best, best_epoch, bad_epochs = 0, 0, -math.inf, -1, 0
     elapsed_before = 0.0  # training seconds of earlier (resumed) sessions, for train.max_minutes
     history: list[dict[str, float]] = []
     state_dir = run_dir / LAST_STATE
-    if resume and (state_dir / "manifest.json").exists():
-        scalars = load_training_state(state_dir, model, optimizer)
+    if broadcast_object(dist, resume and dist.is_main and (state_dir / "manifest.json").exists()):
+        scalars = load_training_state(state_dir, model, optimizer) if dist.is_main else {}
+        if dist.enabled:  # rank 0's optimizer state and scalars to every rank; its weights travel with DDP below
+            opt_state = _to_cpu(optimizer.state_dict()) if dist.is_main else None
+            scalars, opt_state = broadcast_object(dist, (scalars, opt_state))
+            if not dist.is_main:
+                optimizer.load_state_dict(opt_state)
         start_epoch = int(scalars["epoch"]) + 1
         step, best = int(scalars["step"]), float(scalars["best"])
         best_epoch, bad_epochs = int(scalars["best_epoch"]), int(scalars["bad_epochs"])
         elapsed_before = float(scalars.get("elapsed_seconds", 0.0))
-        history = _read_history(run_dir / HISTORY)[:start_epoch]
+        history = _read_history(run_dir / HISTORY)[:start_epoch] if dist.is_main else []
         log(f"resumed from {state_dir} at epoch {start_epoch} (best {cfg.monitor} {best:.4f} at epoch {best_epoch})")
-    elif (run_dir / HISTORY).exists():
+    elif dist.is_main and (run_dir / HISTORY).exists():
         (run_dir / HISTORY).unlink()
+    train_model = wrap_model(model, dist)  # DDP under torchrun (broadcasts rank 0's weights), else the model
 
     t_start = time.perf_counter()
     stopped_early = False
     stop_reason = "max_epochs"
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # per-epoch dropout stream: a resumed run replays it exactly
-        model.train()
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch, dist.rank))  # per-epoch dropout stream: resume replays it
+        train_model.train()
         sums: dict[str, float] = {}
         n_steps, n_targets, t_epoch = 0, 0, time.perf_counter()
         bar = _ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress)
@@ -153,19 +180,19 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with _autocast(device, cfg.amp):
-                output = model(batch)
-                loss = loss_fn(model, output, batch)
+                output = train_model(batch)
+                loss = global_batch_loss(loss_fn(model, output, batch), output, batch, lambda_intent, dist)
             optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()  # type: ignore[attr-defined]
+            loss.objective.backward()  # DDP averages the gradients over ranks here
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             step += 1
             n_steps += 1
-            n_targets += int((batch.target_item > 0).sum())
-            for name, value in loss.parts.items():  # type: ignore[attr-defined]
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-            sums["total"] = sums.get("total", 0.0) + float(loss.total.detach())  # type: ignore[attr-defined]
+            n_targets += loss.n_targets
+            for name, value in loss.parts.items():
+                sums[name] = sums.get(name, 0.0) + value
+            sums["total"] = sums.get("total", 0.0) + loss.total
             rate = n_targets / max(time.perf_counter() - t_epoch, 1e-9)
             bar.update(f"loss {sums['total'] / n_steps:.4f} | {rate:,.0f} targets/s | lr {lr:.2e}")
         bar.close()
@@ -175,12 +202,14 @@ def fit(
         record["targets_per_second"] = round(n_targets / max(train_time, 1e-9), 1)
 
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            metrics = validate_fn(model)
+            # rank 0 validates while the others wait; everyone gets its metrics (identical decisions below)
+            metrics = broadcast_object(dist, validate_fn(model) if dist.is_main else {})
             record.update({f"val/{k}": v for k, v in metrics.items()})
             current = metrics[cfg.monitor]
             if current > best:
                 best, best_epoch, bad_epochs = current, epoch + 1, 0
-                save_model_weights(model, run_dir / BEST_WEIGHTS)
+                if dist.is_main:
+                    save_model_weights(model, run_dir / BEST_WEIGHTS)
             else:
                 bad_epochs += 1
             log(
@@ -188,11 +217,12 @@ def fit(
                 f"{current:.4f} (best {best:.4f} @ {best_epoch}) | {train_time:.1f}s"
             )
         history.append(record)
-        _append_history(run_dir / HISTORY, record)
-        elapsed = elapsed_before + time.perf_counter() - t_start
+        elapsed = broadcast_object(dist, elapsed_before + time.perf_counter() - t_start)  # rank 0's clock decides
         scalars = {"epoch": epoch, "step": step, "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                    "elapsed_seconds": elapsed}
-        save_training_state(state_dir, model, optimizer, scalars)
+        if dist.is_main:
+            _append_history(run_dir / HISTORY, record)
+            save_training_state(state_dir, model, optimizer, scalars)
         if bad_epochs >= cfg.patience:
             stopped_early, stop_reason = True, "early_stop"
             log(f"early stop: no {cfg.monitor} improvement on validation for {cfg.patience} evaluations")
@@ -203,7 +233,7 @@ def fit(
                 f"(best {cfg.monitor} {best:.4f} at epoch {best_epoch})")
             break
 
-    if best_epoch < 0:  # no validation happened (e.g. zero epochs left on resume): keep the current weights
+    if best_epoch < 0 and dist.is_main:  # no validation happened (e.g. zero epochs left on resume): keep the weights
         save_model_weights(model, run_dir / BEST_WEIGHTS)
     return FitResult(
         best_epoch=best_epoch,
@@ -214,6 +244,29 @@ def fit(
         history=history,
         stop_reason=stop_reason,
     )
+
+
+def _silent(_message: str) -> None:
+    """The log of ranks other than 0."""
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """Torch seed of an epoch's dropout stream: rank 0 keeps the single-process seed, other ranks get their own."""
+    base = seed * 100_003 + epoch
+    if rank == 0:
+        return base
+    return int(np.random.SeedSequence([base % 2**63, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _to_cpu(value: Any) -> Any:
+    """A copy of a (nested) optimizer state with every tensor on the CPU (for broadcasting)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
 
 
 def _append_history(path: Path, record: dict[str, float]) -> None:
