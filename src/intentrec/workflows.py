@@ -486,7 +486,7 @@ def recommend(
     scores = art.model.score_items(out.item_hidden[:, -1]).float()[0]  # (I,)
     scores[:2] = -torch.inf
     if _exclude_seen(art.cfg, art.data.spec) if exclude_seen is None else exclude_seen:
-        scores[torch.from_numpy(history_idx)] = -torch.inf
+        scores[torch.from_numpy(np.array(history_idx))] = -torch.inf  # copy: the data may be memory-mapped
     top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum())))
     vocab = art.data.item_vocab
     intents: dict[str, list[tuple[str, float]]] = {}

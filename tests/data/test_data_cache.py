@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 
 from intentrec.config import DataConfig
 from intentrec.data import adapters, prepare
-from intentrec.data.cache import cache_key
-from intentrec.structs import EncodedSequences
+from intentrec.data.cache import ARRAY_NAMES, cache_key, load_cached, save_cached
+from intentrec.data.pipeline import build
+from intentrec.structs import AttributeSpec, DataSpec, EncodedSequences, Split
+from intentrec.vocab import ItemVocab, LabelVocab
 
 WriteTable = Callable[..., Path]
 TableConfig = Callable[..., DataConfig]
@@ -97,7 +100,7 @@ def test_key_changes_with_config_and_file(write_table: WriteTable, table_config:
     assert prepare(other).fingerprint != prepare(cfg).fingerprint
 
 
-@pytest.mark.parametrize("victim", ["arrays.npz", "meta.json"])
+@pytest.mark.parametrize("victim", ["item_idx.npy", "cat_1.npy", "meta.json"])
 def test_corrupt_cache_is_rebuilt(
     write_table: WriteTable, table_config: TableConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, victim: str
 ) -> None:
@@ -126,10 +129,8 @@ def test_inconsistent_cache_is_not_trusted(
     cfg = _config(table_config, _log(write_table), tmp_path / "cache")
     first = prepare(cfg)
     folder = tmp_path / "cache" / first.fingerprint
-    with np.load(folder / "arrays.npz") as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays["item_idx"] = arrays["item_idx"][:-1]  # truncated
-    np.savez(folder / "arrays.npz", allow_pickle=False, **arrays)
+    item_idx = np.load(folder / "item_idx.npy")
+    np.save(folder / "item_idx.npy", item_idx[:-1])  # truncated
     rebuilt = prepare(cfg)
     _assert_same(first, rebuilt)
 
@@ -142,3 +143,69 @@ def test_no_cache_dir_writes_nothing(
     data = prepare(_config(table_config, path, tmp_path, cache_dir=None))
     assert data.fingerprint and not (tmp_path / ".cache").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
+
+
+def _memory_arrays(data: EncodedSequences) -> list[np.ndarray]:
+    arrays = [data.offsets, data.item_idx, data.timestamps, data.duration, data.session, data.numeric]
+    arrays += [data.split.train_len, data.split.val_targets, data.split.test_targets, *data.categorical.values()]
+    return [a for a in arrays if a.size]
+
+
+def test_round_trip_gives_read_only_memory_maps(
+    write_table: WriteTable, table_config: TableConfig, tmp_path: Path
+) -> None:
+    cfg = _config(table_config, _log(write_table), tmp_path / "cache")
+    key = cache_key(cfg, adapters.source_files(cfg.source))
+    built = build(cfg, fingerprint=key)
+    root = tmp_path / "cache"
+    assert save_cached(root, key, built.data, {"report": built.report}) == root / key
+    assert sorted(p.name for p in (root / key).iterdir()) == sorted(
+        [*(f"{n}.npy" for n in ARRAY_NAMES), *(f"cat_{j}.npy" for j in range(3)), "meta.json"])
+    hit = load_cached(root, key)
+    assert hit is not None
+    data, extra = hit
+    _assert_same(built.data, data)
+    assert extra == {"report": built.report}
+    for arr in _memory_arrays(data):
+        assert isinstance(arr, np.memmap) and not arr.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        data.item_idx[0] = 0
+    for path in (root / key).glob("*.npy"):  # plain .npy files, no pickled objects
+        assert np.load(path, allow_pickle=False).dtype != object
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads VmRSS from /proc")
+def test_loading_a_large_cache_maps_instead_of_reading(tmp_path: Path) -> None:
+    n, n_users = 4_000_000, 2_000
+    rng = np.random.default_rng(0)
+    offsets = np.linspace(0, n, n_users + 1).astype(np.int64)  # (U + 1,)
+    data = EncodedSequences(
+        user_ids=tuple(f"u{u}" for u in range(n_users)), offsets=offsets,
+        item_idx=rng.integers(2, 12, n), timestamps=np.arange(n, dtype=np.float64),
+        duration=np.ones(n, dtype=np.float32), session=np.zeros(n, dtype=np.int64),
+        categorical={"a": rng.integers(0, 5, n)}, numeric=np.zeros((n, 0), dtype=np.float32),
+        split=Split(train_len=np.diff(offsets), val_targets=np.zeros((0, 2), np.int64),
+                    test_targets=np.zeros((0, 2), np.int64), protocol="leave-one-out"),
+        spec=DataSpec(n_items=12, attributes=(AttributeSpec("a", 5, False, True, True),), numeric=(), timed=True),
+        item_vocab=ItemVocab.fit({f"i{j}": 1 for j in range(10)}),
+        label_vocabs={"a": LabelVocab.from_labels("a", ["x", "y", "z"])}, fingerprint="k",
+    )
+    n_bytes = sum(a.nbytes for a in _memory_arrays(data))  # ~150 MB
+    assert save_cached(tmp_path, "k", data, {}) is not None
+    del data
+    gc.collect()
+    before = _rss_kib()
+    hit = load_cached(tmp_path, "k")
+    assert hit is not None
+    loaded = hit[0]
+    window = loaded.user_slice(n_users // 2)
+    assert int(loaded.item_idx[window].sum()) > 0 and loaded.timestamps[window][0] == window.start
+    grown = (_rss_kib() - before) * 1024
+    assert grown < 0.1 * n_bytes, f"loading grew RSS by {grown / 2**20:.0f} MB of {n_bytes / 2**20:.0f} MB"

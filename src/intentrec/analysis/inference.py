@@ -106,7 +106,7 @@ def _seen(data: EncodedSequences, targets: np.ndarray, n_items: int) -> torch.Te
     mask = torch.zeros((targets.shape[0], n_items), dtype=torch.bool)  # (P, I)
     for row, (u, p) in enumerate(targets.tolist()):
         start = int(data.offsets[u])
-        mask[row, torch.from_numpy(np.asarray(data.item_idx[start : start + p]))] = True
+        mask[row, torch.from_numpy(np.array(data.item_idx[start : start + p]))] = True  # copy: the data may be a read-only memory map
     return mask
 
 

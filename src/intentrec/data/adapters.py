@@ -5,7 +5,10 @@
 * ``trivago`` — RecSys Challenge 2019 session logs;
 * ``table`` — any CSV/TSV/Parquet/JSONL file described by ``data.source.columns``;
 * ``streaming_sim`` — the simulated streaming log of :mod:`intentrec.datasets.streaming_sim` (a folder written by
-  ``write_simulation``, or a preset generated in memory).
+  ``write_simulation`` or ``write_sharded_simulation``, or a preset generated in memory).
+
+:func:`load` reads a source into memory; :func:`scan` gives a lazy Polars scan for sources that can be prepared out
+of core (``intentrec.data.chunked``).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from __future__ import annotations
 import importlib.resources
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
 from intentrec.config import SourceConfig
-from intentrec.data.io import check_file, date_to_seconds, first_bad_row, read_table, read_text
+from intentrec.data.io import check_file, date_to_seconds, first_bad_row, read_table, read_text, table_format
 from intentrec.data.schema import (
     ACTION,
     DURATION,
@@ -40,8 +45,10 @@ __all__ = [
     "TRIVAGO_CONTEXT_ACTIONS",
     "TRIVAGO_ITEM_ACTIONS",
     "RawData",
+    "RawScan",
     "bundled_movielens_path",
     "load",
+    "scan",
     "source_files",
 ]
 
@@ -85,6 +92,28 @@ class RawData:
     """Counts of repairs and removals made while reading."""
 
 
+@dataclass
+class RawScan:
+    """A lazily scanned source (out-of-core preparation): canonical interactions as a Polars ``LazyFrame``.
+
+    Unlike :class:`RawData`, rows with a missing user, item or time are still present (the reader drops and
+    counts them while streaming) and nothing has been validated beyond the column names.
+    """
+
+    interactions: pl.LazyFrame
+    """Canonical interactions, in file order, ``_row`` numbered from 0."""
+    items: pl.DataFrame | None
+    """Canonical item frame (held in memory: one row per item), or None."""
+    timed: bool
+    """As :attr:`RawData.timed`."""
+    dataset: str
+    """Human-readable dataset name."""
+    exclude_seen_default: bool
+    """The dataset's default for the seen-item filter."""
+    report: dict[str, int] = field(default_factory=dict)
+    """Counts of repairs and removals made while reading."""
+
+
 # ----------------------------------------------------------------------------------------------------------
 # entry points
 # ----------------------------------------------------------------------------------------------------------
@@ -113,7 +142,8 @@ def source_files(source: SourceConfig) -> list[Path]:
             _sim_config(source)
             return [Path(streaming_sim.__file__)]
         folder = _sim_folder(source)
-        return [check_file(folder / name, "data.source.path") for name in streaming_sim.SIM_FILES]
+        events = [check_file(f, "data.source.path") for f in streaming_sim.simulation_event_files(folder)]
+        return events + [check_file(folder / name, "data.source.path") for name in streaming_sim.SIM_FILES[1:]]
     path = _required_path(source)
     files = [check_file(path, "data.source.path")]
     if source.adapter == "table" and source.items_path is not None:
@@ -147,6 +177,24 @@ def load(source: SourceConfig) -> RawData:
     if raw.items is not None:
         validate_items(raw.items, raw.dataset)
     return raw
+
+
+def scan(source: SourceConfig) -> RawScan | None:
+    """A lazy scan of the source, for sources that can be read out of core; None for the others (use :func:`load`).
+
+    Scanned: a ``streaming_sim`` folder (``events.parquet`` or ``events/*.parquet`` shards) and a ``table`` file in
+    CSV/TSV/Parquet/JSONL (the item file, when given, is read into memory). The other adapters parse, reshape or
+    sort whole files (MovieLens, S3-Rec, trivago, a ``.json`` array) and are read with :func:`load`.
+
+    Raises:
+        SchemaError: a required column is missing.
+        DataError: a file is missing or unreadable.
+    """
+    if source.adapter == "streaming_sim" and source.path is not None:
+        return _scan_streaming_sim(source)
+    if source.adapter == "table":
+        return _scan_table(source)
+    return None
 
 
 def _required_path(source: SourceConfig) -> Path:
@@ -508,10 +556,11 @@ def _trivago(source: SourceConfig) -> RawData:
 # ----------------------------------------------------------------------------------------------------------
 
 _UNIT_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 
 
-def _split_multi(frame: pl.DataFrame, column: str, separator: str) -> pl.DataFrame:
-    dtype = frame.schema[column]
+def _split_multi(frame: _Frame, column: str, separator: str) -> _Frame:
+    dtype = frame.collect_schema()[column]
     if isinstance(dtype, pl.List):
         return frame.with_columns(pl.col(column).list.eval(pl.element().cast(pl.String)))
     return frame.with_columns(
@@ -643,6 +692,174 @@ def _table_items(source: SourceConfig, report: dict[str, int]) -> pl.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# table, scanned lazily (out-of-core preparation)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _scan_file(path: Path, key: str, string_columns: Sequence[str]) -> pl.LazyFrame | None:
+    """A lazy scan of a CSV/TSV/Parquet/JSONL table with ids as text (as :func:`read_table` reads it), or None
+    for formats read whole (a ``.json`` file).
+
+    Raises:
+        DataError: the file is missing, empty, unreadable, or has no rows.
+    """
+    check_file(path, key)
+    fmt = table_format(path)
+    if fmt == "json":
+        return None
+    try:
+        if fmt == "parquet":
+            lazy = pl.scan_parquet(path)
+        elif fmt in {"csv", "tsv"}:
+            sep = "," if fmt == "csv" else "\t"
+            header = pl.read_csv(path, separator=sep, n_rows=0, infer_schema=False).columns
+            overrides = {c: pl.String for c in string_columns if c in header}
+            lazy = pl.scan_csv(path, separator=sep, schema_overrides=overrides, infer_schema_length=10_000,
+                               encoding="utf8-lossy")
+        else:
+            lazy = pl.scan_ndjson(path, infer_schema_length=10_000)
+        schema = lazy.collect_schema()
+        rows = lazy.select(pl.len()).collect(engine="streaming").item()
+    except (pl.exceptions.PolarsError, OSError, ValueError) as err:
+        raise DataError(f"cannot read {path}: {err} (check that it is a valid {fmt} file)") from None
+    if rows == 0:
+        raise DataError(f"{path} has no data rows (only a header or an empty table); point {key} at a file with data")
+    casts = [pl.col(c).cast(pl.String) for c in string_columns if c in schema and schema[c] != pl.String]
+    return lazy.with_columns(casts) if casts else lazy
+
+
+@dataclass
+class _Check:
+    """A count over all rows, computed in one streaming pass with the others."""
+
+    name: str
+    expr: pl.Expr
+
+
+def _counts(lazy: pl.LazyFrame, checks: Sequence[_Check]) -> dict[str, int]:
+    if not checks:
+        return {}
+    row = lazy.select([c.expr.cast(pl.Int64).sum().alias(c.name) for c in checks]).collect(engine="streaming")
+    return {name: int(value or 0) for name, value in row.row(0, named=True).items()}
+
+
+def _first_bad(lazy: pl.LazyFrame, bad: pl.Expr, column: str) -> tuple[int, str]:
+    """(1-based data row, value as text) of the first row where ``bad`` holds (file order)."""
+    first = lazy.filter(bad).select(pl.col(ROW), pl.col(column).cast(pl.String)).head(1).collect()
+    row, value = first.row(0)
+    return int(row) + 1, str(value)
+
+
+def _scan_table(source: SourceConfig) -> RawScan | None:
+    """The ``table`` adapter as a lazy scan (same columns, values, report and errors as :func:`_table`)."""
+    path = _required_path(source)
+    cm = source.columns
+    mapping = {
+        USER_ID: cm.user_id, ITEM_ID: cm.item_id, TIMESTAMP: cm.timestamp, ACTION: cm.action,
+        DURATION: cm.duration, SESSION_ID: cm.session_id,
+    }
+    mapped = {canon: col for canon, col in mapping.items() if col is not None}
+    id_like = [cm.user_id, cm.item_id, *[c for c in (cm.action, cm.session_id) if c]]
+    raw = _scan_file(path, "data.source.path", id_like)
+    if raw is None:
+        return None
+    names = raw.collect_schema().names()
+    require_columns(names, {col: f"data.source.columns.{canon}" for canon, col in mapped.items()},
+                    origin=path, what="interactions file")
+    if ROW in names:
+        raw = raw.rename({ROW: f"{ROW}_raw"})
+    raw = raw.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
+    used = set(mapped.values())
+    extras = [c for c in raw.collect_schema().names() if c not in used and c != ROW]
+    exprs = [pl.col(col).alias(canon) for canon, col in mapped.items()]
+    exprs += [pl.col(c).alias(f"{c}_raw" if c in mapping else c) for c in extras]
+    frame = raw.select(pl.col(ROW), *exprs)
+    frame = frame.with_columns(pl.col(c).cast(pl.String) for c in (USER_ID, ITEM_ID, ACTION, SESSION_ID)
+                               if c in frame.collect_schema().names())
+    schema = frame.collect_schema()
+    report: dict[str, int] = {}
+    if cm.timestamp is None:  # file order; the pipeline renumbers 0, 1, 2, ... per user after cleaning
+        frame = frame.with_columns(pl.col(ROW).cast(pl.Float64).alias(TIMESTAMP))
+    else:
+        dtype = schema[TIMESTAMP]
+        if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+            frame = frame.with_columns(date_to_seconds(pl.col(TIMESTAMP), dtype).alias(TIMESTAMP))
+        elif cm.timestamp_unit == "datetime":
+            if dtype.is_numeric():
+                raise SchemaError(
+                    f"{path}: column {cm.timestamp!r} is numeric ({dtype}) but data.source.columns.timestamp_unit is "
+                    "'datetime'; set timestamp_unit to s, ms, us or ns"
+                )
+            parsed = date_to_seconds(pl.col(TIMESTAMP), dtype)
+            bad = parsed.is_null() & pl.col(TIMESTAMP).is_not_null()
+            if _counts(frame, [_Check("bad", bad)])["bad"]:
+                row, value = _first_bad(frame, bad, TIMESTAMP)
+                raise DataError(
+                    f"{path}: cannot parse timestamp {value!r} in column {cm.timestamp!r} at row {row} (1-based, "
+                    "header not counted); use ISO 8601 such as 2020-01-31T12:00:00Z, or numeric epoch values with "
+                    "data.source.columns.timestamp_unit"
+                )
+            frame = frame.with_columns(parsed.alias(TIMESTAMP))
+        else:
+            number = pl.col(TIMESTAMP).cast(pl.Float64, strict=False)
+            parsed = pl.when(number.is_infinite() | number.is_nan()).then(None).otherwise(number)
+            bad = parsed.is_null() & pl.col(TIMESTAMP).is_not_null()
+            if _counts(frame, [_Check("bad", bad)])["bad"]:
+                row, value = _first_bad(frame, bad, TIMESTAMP)
+                raise DataError(
+                    f"{path}: cannot parse timestamp {value!r} in column {TIMESTAMP!r} at row {row} (1-based, "
+                    "header not counted). Fix the value, or set data.source.columns.timestamp_unit to match the "
+                    "column (s, ms, us, ns, or datetime for date strings)."
+                )
+            frame = frame.with_columns((parsed / _UNIT_DIVISOR[cm.timestamp_unit]).alias(TIMESTAMP))
+    if DURATION in schema:
+        dur = pl.col(DURATION).cast(pl.Float64, strict=False)
+        invalid = dur.is_not_null() & (dur.is_nan() | dur.is_infinite() | (dur < 0))
+        unparsable = dur.is_null() & pl.col(DURATION).is_not_null()
+        n_invalid = _counts(frame, [_Check("n", invalid | unparsable)])["n"]
+        if n_invalid:
+            report["duration_invalid_set_null"] = n_invalid
+        frame = frame.with_columns(pl.when(invalid).then(None).otherwise(dur).alias(DURATION))
+    items = _table_items(source, report) if source.items_path is not None else None
+    item_cols = set(items.columns) if items is not None else set()
+    for column in source.multi_valued:
+        columns = frame.collect_schema().names()
+        if column in columns:
+            frame = _split_multi(frame, column, source.multi_value_separator)
+        if items is not None and column in items.columns:
+            items = _split_multi(items, column, source.multi_value_separator)
+        if column not in columns and column not in item_cols:
+            raise ConfigError(
+                f"data.source.multi_valued names {column!r}, which is neither an interaction column "
+                f"({[c for c in columns if c != ROW]}) nor an item column ({sorted(item_cols)})"
+            )
+    for column in source.date_columns:
+        columns = frame.collect_schema().names()
+        if items is not None and column in items.columns:
+            items = _parse_dates(items, column, Path(source.items_path or ""), report)
+        elif column in columns:
+            parsed = date_to_seconds(pl.col(column), frame.collect_schema()[column])
+            bad = parsed.is_null() & pl.col(column).is_not_null()
+            counts = _counts(frame, [_Check("bad", bad), _Check("present", pl.col(column).is_not_null())])
+            if counts["bad"] and counts["bad"] == counts["present"]:
+                row, value = _first_bad(frame, bad, column)
+                raise DataError(
+                    f"{path}: no value of date column {column!r} could be parsed (first: {value!r} at row "
+                    f"{row}); use ISO dates like 2020-01-31 or remove it from data.source.date_columns"
+                )
+            if counts["bad"]:
+                report[f"dates_unparsable_{column}"] = counts["bad"]
+            frame = frame.with_columns(parsed.alias(column))
+        else:
+            raise ConfigError(
+                f"data.source.date_columns names {column!r}, which is neither an item column ({sorted(item_cols)}) "
+                f"nor an interaction column ({[c for c in columns if c != ROW]})"
+            )
+    return RawScan(frame, items, timed=cm.timestamp is not None, dataset=f"table/{path.name}",
+                   exclude_seen_default=False, report=report)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # streaming_sim
 # ----------------------------------------------------------------------------------------------------------
 
@@ -667,10 +884,41 @@ def _sim_folder(source: SourceConfig) -> Path:
     return folder
 
 
+def _sim_frames(events: pl.LazyFrame, items: pl.DataFrame, origin: str | Path) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """Canonical (lazy) interactions and items of a simulated log (shared by the eager and the lazy reader)."""
+    require_columns(events.collect_schema().names(),
+                    dict.fromkeys(_SIM_EVENT_COLUMNS, "data.source.path (a streaming_sim folder)"),
+                    origin=origin, what="simulated events")
+    require_columns(items.columns, dict.fromkeys(_SIM_ITEM_COLUMNS, "data.source.path (a streaming_sim folder)"),
+                    origin=origin, what="simulated items")
+    frame = events.select(
+        pl.col(USER_ID).cast(pl.String), pl.col(ITEM_ID).cast(pl.String), pl.col(TIMESTAMP).cast(pl.Float64),
+        pl.col(DURATION).cast(pl.Float64), pl.col(SESSION_ID).cast(pl.String), pl.col("true_intent").cast(pl.String),
+    ).with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
+    items = items.select(_SIM_ITEM_COLUMNS).with_columns(
+        date_to_seconds(pl.col("release_date"), items.schema["release_date"]).alias("release_date")
+    )
+    return frame, items
+
+
+def _scan_streaming_sim(source: SourceConfig) -> RawScan:
+    folder = _sim_folder(source)
+    files = streaming_sim.simulation_event_files(folder)
+    try:
+        config = streaming_sim.SimConfig.model_validate_json((folder / "config.json").read_text(encoding="utf-8"))
+        events = pl.scan_parquet(files)
+        items = pl.read_parquet(folder / "items.parquet")
+    except (OSError, ValueError, pl.exceptions.PolarsError) as err:
+        raise DataError(f"cannot read the simulation in {folder}: {err}") from None
+    frame, items = _sim_frames(events, items, folder)
+    return RawScan(frame, items, timed=True, dataset=f"streaming_sim-{config.label}", exclude_seen_default=False)
+
+
 def _streaming_sim(source: SourceConfig) -> RawData:
     """The simulated streaming log (``intentrec.datasets.streaming_sim``).
 
-    ``data.source.path`` = a folder written by ``write_simulation`` is read; ``null`` generates the preset
+    ``data.source.path`` = a folder written by ``write_simulation`` (``events.parquet``) or
+    ``write_sharded_simulation`` (``events/part-*.parquet`` shards) is read; ``null`` generates the preset
     ``data.source.name`` in memory (``tiny``, ``small`` when null, ``medium``, ``large``; ``small@seed=3`` picks a
     seed; the name is ignored when a path is given). The dataset is named ``streaming_sim-<preset>[@seed=<n>]``.
 
@@ -691,16 +939,6 @@ def _streaming_sim(source: SourceConfig) -> RawData:
         folder = _sim_folder(source)
         log = streaming_sim.read_simulation(folder)
         origin = folder
-    events, items = log.events, log.items
-    require_columns(events.columns, dict.fromkeys(_SIM_EVENT_COLUMNS, "data.source.path (a streaming_sim folder)"),
-                    origin=origin, what="simulated events")
-    require_columns(items.columns, dict.fromkeys(_SIM_ITEM_COLUMNS, "data.source.path (a streaming_sim folder)"),
-                    origin=origin, what="simulated items")
-    frame = events.select(
-        pl.col(USER_ID).cast(pl.String), pl.col(ITEM_ID).cast(pl.String), pl.col(TIMESTAMP).cast(pl.Float64),
-        pl.col(DURATION).cast(pl.Float64), pl.col(SESSION_ID).cast(pl.String), pl.col("true_intent").cast(pl.String),
-    ).pipe(_with_row)
-    items = items.select(_SIM_ITEM_COLUMNS).with_columns(
-        date_to_seconds(pl.col("release_date"), items.schema["release_date"]).alias("release_date")
-    )
-    return RawData(frame, items, timed=True, dataset=f"streaming_sim-{log.config.label}", exclude_seen_default=False)
+    lazy, items = _sim_frames(log.events.lazy(), log.items, origin)
+    return RawData(lazy.collect(), items, timed=True, dataset=f"streaming_sim-{log.config.label}",
+                   exclude_seen_default=False)

@@ -1,9 +1,13 @@
-"""On-disk cache of prepared data: ``<cache_dir>/<key>/arrays.npz`` + ``meta.json``. No pickle.
+"""On-disk cache of prepared data: ``<cache_dir>/<key>/`` with one ``.npy`` file per array + ``meta.json``. No pickle.
 
 The key is a sha256 over the data config (``cache_dir`` itself left out: it does not change the result), the
 input files' (path, size, mtime_ns) and the cache format version. Entries are written to a temporary folder and
 renamed into place, so a reader never sees half an entry; an entry that fails to load or to pass its consistency
 checks is ignored (and rebuilt by the caller), never trusted.
+
+Arrays are loaded as read-only memory maps (``np.load(mmap_mode="r")``): a training process maps the prepared
+sequences instead of reading them, so its memory holds only the pages it touches. Writing into them raises
+(``ValueError: assignment destination is read-only``); copy a slice before changing it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import os
 import shutil
 import tempfile
 import warnings
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,13 +29,44 @@ from intentrec.errors import IntentRecError
 from intentrec.structs import DataSpec, EncodedSequences, Split
 from intentrec.vocab import vocabs_from_json, vocabs_to_json
 
-__all__ = ["CACHE_FORMAT", "cache_key", "load_cached", "save_cached"]
+__all__ = [
+    "ARRAY_NAMES",
+    "CACHE_FORMAT",
+    "array_path",
+    "begin_entry",
+    "cache_key",
+    "commit_entry",
+    "load_array",
+    "load_cached",
+    "load_entry",
+    "save_cached",
+    "write_meta",
+]
 
-CACHE_FORMAT = 2
-"""Bump when the prepared layout or its semantics change (invalidates old entries)."""
-_ARRAYS = "arrays.npz"
+CACHE_FORMAT = 3
+"""Bump when the prepared layout or its semantics change (invalidates old entries). 3: one ``.npy`` per array."""
 _META = "meta.json"
-_CAT = "cat__"
+ARRAY_NAMES = (
+    "offsets", "item_idx", "timestamps", "duration", "session", "numeric", "train_len", "val_targets", "test_targets",
+)
+"""The fixed arrays of an entry (``<name>.npy``); categorical attribute ``j`` is ``cat_<j>.npy``."""
+
+
+def array_path(folder: Path, name: str) -> Path:
+    """The ``.npy`` file of array ``name`` (one of :data:`ARRAY_NAMES`, or ``cat_<j>``) in an entry folder."""
+    return folder / f"{name}.npy"
+
+
+def _arrays(data: EncodedSequences) -> dict[str, np.ndarray]:
+    arrays = {
+        "offsets": data.offsets, "item_idx": data.item_idx, "timestamps": data.timestamps,
+        "duration": data.duration, "session": data.session, "numeric": data.numeric,
+        "train_len": data.split.train_len, "val_targets": data.split.val_targets,
+        "test_targets": data.split.test_targets,
+    }
+    for j, values in enumerate(data.categorical.values()):
+        arrays[f"cat_{j}"] = values
+    return arrays
 
 
 def cache_key(cfg: DataConfig, files: Sequence[Path]) -> str:
@@ -55,26 +89,18 @@ def cache_key(cfg: DataConfig, files: Sequence[Path]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=True).encode("utf-8")).hexdigest()
 
 
-def save_cached(root: Path, key: str, data: EncodedSequences, extra: dict[str, Any]) -> Path | None:
-    """Write one cache entry atomically (temporary folder, then rename).
+def begin_entry(root: Path, key: str) -> Path:
+    """Create the temporary folder of a new entry (renamed into place by :func:`commit_entry`).
 
-    Args:
-        root: the cache folder (created when missing).
-        key: from :func:`cache_key`.
-        data: the prepared sequences.
-        extra: JSON-serialisable side information (the cleaning report, statistics).
-
-    Returns:
-        The entry's folder, or None when it could not be written (a warning says why; preparing still succeeds).
+    Raises:
+        OSError: the cache folder cannot be created.
     """
-    arrays = {
-        "offsets": data.offsets, "item_idx": data.item_idx, "timestamps": data.timestamps,
-        "duration": data.duration, "session": data.session, "numeric": data.numeric,
-        "train_len": data.split.train_len, "val_targets": data.split.val_targets,
-        "test_targets": data.split.test_targets,
-    }
-    for name, values in data.categorical.items():
-        arrays[_CAT + name] = values
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=root))
+
+
+def write_meta(folder: Path, key: str, data: EncodedSequences, extra: dict[str, Any]) -> None:
+    """Write ``meta.json`` (ids, vocabularies, spec, split facts, ``extra``) for ``data`` into an entry folder."""
     meta = {
         "format": CACHE_FORMAT,
         "fingerprint": key,
@@ -88,20 +114,50 @@ def save_cached(root: Path, key: str, data: EncodedSequences, extra: dict[str, A
         "item_names": list(data.item_names),
         "extra": extra,
     }
+    (folder / _META).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+
+def commit_entry(root: Path, key: str, tmp: Path) -> Path:
+    """Rename a complete temporary entry folder to ``<root>/<key>`` (atomic).
+
+    When another writer got there first with a valid entry, theirs is kept (and ``tmp`` removed); a corrupt entry
+    in the way is replaced.
+
+    Raises:
+        OSError: the rename failed.
+    """
+    final = root / key
+    try:
+        os.replace(tmp, final)  # atomic; fails when ``final`` exists and is not empty
+    except OSError:
+        if load_cached(root, key) is not None:  # a concurrent writer got there first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            return final
+        shutil.rmtree(final, ignore_errors=True)  # a corrupt entry: replace it with the one just built
+        os.replace(tmp, final)
+    return final
+
+
+def save_cached(root: Path, key: str, data: EncodedSequences, extra: dict[str, Any]) -> Path | None:
+    """Write one cache entry atomically (temporary folder, then rename).
+
+    Args:
+        root: the cache folder (created when missing).
+        key: from :func:`cache_key`.
+        data: the prepared sequences.
+        extra: JSON-serialisable side information (the cleaning report, statistics).
+
+    Returns:
+        The entry's folder, or None when it could not be written (a warning says why; preparing still succeeds).
+    """
     final = root / key
     tmp: Path | None = None
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=root))
-        np.savez(tmp / _ARRAYS, allow_pickle=False, **arrays)
-        (tmp / _META).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        try:
-            os.replace(tmp, final)  # atomic; fails when ``final`` exists and is not empty
-        except OSError:
-            if load_cached(root, key) is not None:  # a concurrent writer got there first: keep theirs
-                return final
-            shutil.rmtree(final, ignore_errors=True)  # a corrupt entry: replace it with the one just built
-            os.replace(tmp, final)
+        tmp = begin_entry(root, key)
+        for name, values in _arrays(data).items():
+            np.save(array_path(tmp, name), np.ascontiguousarray(values), allow_pickle=False)
+        write_meta(tmp, key, data, extra)
+        commit_entry(root, key, tmp)
         tmp = None
         return final
     except OSError as err:
@@ -112,27 +168,52 @@ def save_cached(root: Path, key: str, data: EncodedSequences, extra: dict[str, A
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_cached(root: Path, key: str) -> tuple[EncodedSequences, dict[str, Any]] | None:
-    """Load one cache entry, or None when it is absent, unreadable or inconsistent.
+def load_array(path: Path, mmap: bool = True) -> np.ndarray:
+    """Load one ``.npy`` file without pickle: a read-only memory map (``mmap``), or read into memory.
+
+    Raises:
+        OSError, ValueError: the file is missing or not a plain ``.npy`` array.
+    """
+    if not mmap:
+        return np.load(path, allow_pickle=False)
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    return arr if arr.size else np.array(arr)  # nothing to map
+
+
+def load_entry(folder: Path, key: str, *, mmap: bool = True) -> tuple[EncodedSequences, dict[str, Any]] | None:
+    """Load the entry in ``folder`` (a committed entry or a complete temporary one), or None when unusable.
+
+    Args:
+        folder: the entry folder.
+        key: the expected fingerprint.
+        mmap: map the arrays read-only (default) instead of reading them into memory.
 
     Returns:
         ``(data, extra)`` or None.
     """
-    folder = root / key
-    if not (folder / _META).is_file() or not (folder / _ARRAYS).is_file():
+    if not (folder / _META).is_file():
         return None
     try:
         meta = json.loads((folder / _META).read_text(encoding="utf-8"))
-        with np.load(folder / _ARRAYS, allow_pickle=False) as npz:
-            arrays = {name: np.array(npz[name]) for name in npz.files}
+        if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != key:
+            return None
+        names = [*ARRAY_NAMES, *(f"cat_{j}" for j in range(len(meta["categorical"])))]
+        arrays = {name: load_array(array_path(folder, name), mmap) for name in names}
         return _rebuild(meta, arrays, key)
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, IntentRecError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError, IntentRecError):
         return None
+
+
+def load_cached(root: Path, key: str) -> tuple[EncodedSequences, dict[str, Any]] | None:
+    """Load one cache entry (arrays memory-mapped read-only), or None when it is absent, unreadable or inconsistent.
+
+    Returns:
+        ``(data, extra)`` or None.
+    """
+    return load_entry(root / key, key)
 
 
 def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], key: str) -> tuple[EncodedSequences, dict[str, Any]] | None:
-    if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != key:
-        return None
     item_vocab, label_vocabs = vocabs_from_json(meta["vocabs"])
     spec = DataSpec.from_json(meta["spec"])
     user_ids = tuple(str(u) for u in meta["user_ids"])
@@ -153,8 +234,8 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], key: str) -> t
     if names != [a.name for a in spec.attributes] or spec.n_items != len(item_vocab):
         return None
     categorical = {}
-    for attr in spec.attributes:
-        values = arrays[_CAT + attr.name]
+    for j, attr in enumerate(spec.attributes):
+        values = arrays[f"cat_{j}"]
         if values.shape[0] != n or values.ndim != (2 if attr.multi_valued else 1) or values.dtype != np.int64:
             return None
         if len(label_vocabs[attr.name]) != attr.n_classes:

@@ -11,7 +11,7 @@ from intentrec.config import CleanConfig
 from intentrec.data.schema import ACTION, ITEM_ID, ROW, TIMESTAMP, USER_ID
 from intentrec.errors import DataError
 
-__all__ = ["clean", "k_core", "sort_events"]
+__all__ = ["clean", "dedupe", "drop_short_users", "k_core", "keep_latest", "nothing_left", "sort_events"]
 
 
 def _add(report: dict[str, int], key: str, value: int) -> None:
@@ -48,6 +48,35 @@ def k_core(frame: pl.DataFrame, k: int, report: dict[str, int]) -> pl.DataFrame:
     return frame
 
 
+def dedupe(frame: pl.DataFrame, report: dict[str, int]) -> pl.DataFrame:
+    """Drop exact duplicates of (user, item, timestamp[, action]), keeping the first (``duplicates_dropped``)."""
+    subset = [USER_ID, ITEM_ID, TIMESTAMP] + ([ACTION] if ACTION in frame.columns else [])
+    n = frame.height
+    frame = frame.unique(subset=subset, keep="first", maintain_order=True)
+    _add(report, "duplicates_dropped", n - frame.height)
+    return frame
+
+
+def keep_latest(frame: pl.DataFrame, n_max: int, report: dict[str, int]) -> pl.DataFrame:
+    """Keep each user's latest ``n_max`` events of a (user, time)-sorted frame (``events_dropped_max_per_user``)."""
+    n = frame.height
+    rank = pl.int_range(pl.len()).over(USER_ID)
+    n_user = pl.len().over(USER_ID).cast(pl.Int64)  # u32 would wrap below zero
+    frame = frame.filter(rank >= n_user - n_max)
+    _add(report, "events_dropped_max_per_user", n - frame.height)
+    return frame
+
+
+def drop_short_users(frame: pl.DataFrame, n_min: int, report: dict[str, int]) -> pl.DataFrame:
+    """Drop users with fewer than ``n_min`` events (``users_dropped_min_events``, ``events_dropped_min_events``)."""
+    counts = pl.len().over(USER_ID)
+    users_before, n = frame[USER_ID].n_unique(), frame.height
+    frame = frame.filter(counts >= n_min)
+    _add(report, "users_dropped_min_events", users_before - frame[USER_ID].n_unique())
+    _add(report, "events_dropped_min_events", n - frame.height)
+    return frame
+
+
 def clean(frame: pl.DataFrame, cfg: CleanConfig, report: dict[str, int], *, origin: str = "") -> pl.DataFrame:
     """Apply the cleaning steps of ``data.clean`` in order.
 
@@ -74,26 +103,20 @@ def clean(frame: pl.DataFrame, cfg: CleanConfig, report: dict[str, int], *, orig
     report["users_read"] = frame[USER_ID].n_unique()
     report["items_read"] = frame[ITEM_ID].n_unique()
     if cfg.dedupe:
-        subset = [USER_ID, ITEM_ID, TIMESTAMP] + ([ACTION] if ACTION in frame.columns else [])
-        n = frame.height
-        frame = frame.unique(subset=subset, keep="first", maintain_order=True)
-        _add(report, "duplicates_dropped", n - frame.height)
+        frame = dedupe(frame, report)
     frame = k_core(frame, cfg.k_core, report)
     if cfg.max_events_per_user is not None:
-        n = frame.height
-        rank = pl.int_range(pl.len()).over(USER_ID)
-        n_user = pl.len().over(USER_ID).cast(pl.Int64)  # u32 would wrap below zero
-        frame = frame.filter(rank >= n_user - cfg.max_events_per_user)
-        _add(report, "events_dropped_max_per_user", n - frame.height)
+        frame = keep_latest(frame, cfg.max_events_per_user, report)
     if cfg.min_events_per_user > 1:
-        counts = pl.len().over(USER_ID)
-        users_before, n = frame[USER_ID].n_unique(), frame.height
-        frame = frame.filter(counts >= cfg.min_events_per_user)
-        _add(report, "users_dropped_min_events", users_before - frame[USER_ID].n_unique())
-        _add(report, "events_dropped_min_events", n - frame.height)
+        frame = drop_short_users(frame, cfg.min_events_per_user, report)
     if frame.height == 0:
-        raise DataError(
-            f"{origin}: no events left after cleaning (k_core={cfg.k_core}, min_events_per_user="
-            f"{cfg.min_events_per_user}, max_events_per_user={cfg.max_events_per_user}); relax data.clean"
-        )
+        raise nothing_left(cfg, origin)
     return frame
+
+
+def nothing_left(cfg: CleanConfig, origin: str) -> DataError:
+    """The error raised when cleaning removed every event."""
+    return DataError(
+        f"{origin}: no events left after cleaning (k_core={cfg.k_core}, min_events_per_user="
+        f"{cfg.min_events_per_user}, max_events_per_user={cfg.max_events_per_user}); relax data.clean"
+    )

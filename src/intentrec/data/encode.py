@@ -25,14 +25,41 @@ from intentrec.vocab import PAD_IDX, UNK_IDX, ItemVocab, LabelVocab
 
 __all__ = [
     "MAX_LABELS_PER_EVENT",
+    "duration_values",
     "encode_duration",
     "encode_items",
     "encode_labels",
     "encode_numeric",
+    "fill_duration",
+    "item_counts",
+    "item_indices",
     "label_counts",
+    "numeric_expr",
+    "numeric_values",
+    "scale_numeric",
+    "usable_median",
+    "valid_duration",
 ]
 
 MAX_LABELS_PER_EVENT = 16
+
+
+def item_counts(items: pl.Series, train: np.ndarray) -> dict[str, int]:
+    """Number of training events of each raw item id.
+
+    Args:
+        items: (N,) raw item ids (Utf8).
+        train: (N,) bool training-event mask.
+    """
+    counts = items.filter(pl.Series(train)).value_counts()
+    return dict(zip(counts[items.name].to_list(), counts["count"].to_list(), strict=True))
+
+
+def item_indices(items: pl.Series, vocab: ItemVocab) -> np.ndarray:
+    """(N,) int64 item indices of raw ids (``UNK_IDX`` for ids not in ``vocab``)."""
+    mapping = {raw: j + 2 for j, raw in enumerate(vocab.ids)}
+    idx = items.replace_strict(mapping, default=UNK_IDX, return_dtype=pl.Int64)  # (N,)
+    return idx.to_numpy().astype(np.int64, copy=False)
 
 
 def encode_items(items: pl.Series, train: np.ndarray) -> tuple[ItemVocab, np.ndarray]:
@@ -45,11 +72,8 @@ def encode_items(items: pl.Series, train: np.ndarray) -> tuple[ItemVocab, np.nda
     Returns:
         ``(vocab, item_idx)`` with item_idx (N,) int64 (``UNK_IDX`` where unseen in training).
     """
-    counts = items.filter(pl.Series(train)).value_counts()
-    vocab = ItemVocab.fit(dict(zip(counts[items.name].to_list(), counts["count"].to_list(), strict=True)))
-    mapping = {raw: j + 2 for j, raw in enumerate(vocab.ids)}
-    idx = items.replace_strict(mapping, default=UNK_IDX, return_dtype=pl.Int64)  # (N,)
-    return vocab, idx.to_numpy().astype(np.int64, copy=False)
+    vocab = ItemVocab.fit(item_counts(items, train))
+    return vocab, item_indices(items, vocab)
 
 
 def _exploded(frame: pl.DataFrame, expr: pl.Expr) -> pl.DataFrame:
@@ -117,7 +141,12 @@ def encode_labels(frame: pl.DataFrame, expr: pl.Expr, multi: bool, vocab: LabelV
     return out
 
 
-def _numeric_expr(frame: pl.DataFrame, column: str, key: str) -> pl.Expr:
+def numeric_expr(frame: pl.DataFrame, column: str, key: str) -> pl.Expr:
+    """A Float64 expression of a numeric, boolean or date column (dates in seconds).
+
+    Raises:
+        ConfigError: the column is not numeric (``key`` names the config entry).
+    """
     dtype = frame.schema[column]
     if dtype == pl.Boolean:
         return pl.col(column).cast(pl.Float64)
@@ -128,6 +157,37 @@ def _numeric_expr(frame: pl.DataFrame, column: str, key: str) -> pl.Expr:
     raise ConfigError(
         f"{key} = {column!r} has type {dtype}, not numbers; list it under data.features.categorical instead"
     )
+
+
+def numeric_values(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """(N, F) float64 raw values of the numeric columns, NaN where missing or not finite.
+
+    Raises:
+        ConfigError: a column is not numeric.
+    """
+    out = np.empty((frame.height, len(columns)), dtype=np.float64)  # (N, F)
+    for f, column in enumerate(columns):
+        expr = numeric_expr(frame, column, f"data.features.numeric[{f}]")
+        x = frame.select(expr.alias("_x"))["_x"].to_numpy().astype(np.float64)  # (N,)
+        out[:, f] = np.where(np.isfinite(x), x, np.nan)
+    return out
+
+
+def scale_numeric(values: np.ndarray, stats: Sequence[tuple[float, float] | None]) -> np.ndarray:
+    """Min-max scale (N, F) raw values with per-column training (min, max); a None column stays 0.
+
+    Returns:
+        (N, F) float32 in [0, 1], NaN -> 0.
+    """
+    out = np.zeros(values.shape, dtype=np.float32)  # (N, F)
+    for f, lo_hi in enumerate(stats):
+        if lo_hi is None:  # no finite training value
+            continue
+        lo, hi = lo_hi
+        scale = hi - lo if hi > lo else 1.0
+        scaled = np.clip((values[:, f] - lo) / scale, 0.0, 1.0)  # (N,)
+        out[:, f] = np.nan_to_num(scaled, nan=0.0)
+    return out
 
 
 def encode_numeric(
@@ -147,23 +207,37 @@ def encode_numeric(
     Raises:
         ConfigError: a column is not numeric.
     """
-    n = frame.height
-    out = np.zeros((n, len(columns)), dtype=np.float32)  # (N, F)
-    stats: dict[str, tuple[float, float]] = {}
-    for f, column in enumerate(columns):
-        expr = _numeric_expr(frame, column, f"data.features.numeric[{f}]")
-        x = frame.select(expr.alias("_x"))["_x"].to_numpy().astype(np.float64)  # (N,)
-        x = np.where(np.isfinite(x), x, np.nan)
-        xt = x[train & np.isfinite(x)]
-        if xt.size == 0:
-            stats[column] = (0.0, 0.0)
-            continue
-        lo, hi = float(xt.min()), float(xt.max())
-        stats[column] = (lo, hi)
-        scale = hi - lo if hi > lo else 1.0
-        scaled = np.clip((x - lo) / scale, 0.0, 1.0)  # (N,)
-        out[:, f] = np.nan_to_num(scaled, nan=0.0)
-    return out, stats
+    x = numeric_values(frame, columns)  # (N, F)
+    found: list[tuple[float, float] | None] = []
+    for f in range(len(columns)):
+        xt = x[train & np.isfinite(x[:, f]), f]
+        found.append((float(xt.min()), float(xt.max())) if xt.size else None)
+    stats = {column: lo_hi or (0.0, 0.0) for column, lo_hi in zip(columns, found, strict=True)}
+    return scale_numeric(x, found), stats
+
+
+def duration_values(frame: pl.DataFrame) -> np.ndarray | None:
+    """(N,) float64 raw engagement values, or None when the frame has no ``duration`` column."""
+    if DURATION not in frame.columns:
+        return None
+    return frame[DURATION].cast(pl.Float64).to_numpy().astype(np.float64)  # (N,)
+
+
+def valid_duration(d: np.ndarray) -> np.ndarray:
+    """(N,) bool: the engagement value is finite and not negative."""
+    return np.isfinite(d) & (d >= 0)
+
+
+def usable_median(median: float | None) -> float:
+    """The duration median used as the unit weight: 1.0 when there is none, or it is not finite and positive."""
+    if median is None or not np.isfinite(median) or median <= 0:
+        return 1.0
+    return float(median)
+
+
+def fill_duration(d: np.ndarray, median: float) -> np.ndarray:
+    """(N,) float32 engagement with invalid values replaced by the median."""
+    return np.where(valid_duration(d), d, median).astype(np.float32)
 
 
 def encode_duration(frame: pl.DataFrame, train: np.ndarray, report: dict[str, int]) -> tuple[np.ndarray, float]:
@@ -178,17 +252,13 @@ def encode_duration(frame: pl.DataFrame, train: np.ndarray, report: dict[str, in
         ``(duration, median)``: (N,) float32 (1.0 everywhere when there is no ``duration`` column) and the median
         over valid training values (1.0 when there are none, or when it is not positive).
     """
-    n = frame.height
-    if DURATION not in frame.columns:
-        return np.ones(n, dtype=np.float32), 1.0
-    d = frame[DURATION].cast(pl.Float64).to_numpy().astype(np.float64)  # (N,)
-    valid = np.isfinite(d) & (d >= 0)
+    d = duration_values(frame)
+    if d is None:
+        return np.ones(frame.height, dtype=np.float32), 1.0
+    valid = valid_duration(d)
     tv = d[train & valid]
-    median = float(np.median(tv)) if tv.size else 1.0
-    if not np.isfinite(median) or median <= 0:
-        median = 1.0
+    median = usable_median(float(np.median(tv)) if tv.size else None)
     n_bad = int((~valid).sum())
     if n_bad:
         report["duration_filled_with_median"] = n_bad
-    return np.where(valid, d, median).astype(np.float32), median
-
+    return fill_duration(d, median), median

@@ -29,9 +29,11 @@ __all__ = [
     "REPEAT_LABELS",
     "AttributeSource",
     "attach_item_columns",
+    "check_release_scale",
     "label_column",
     "plan_attributes",
     "recency_labels",
+    "release_scale",
 ]
 
 _SECONDS_PER_DAY = 86400.0
@@ -133,7 +135,34 @@ def _as_string(frame: pl.DataFrame, column: str, key: str, what: str) -> pl.Expr
     return pl.col(column).cast(pl.String)
 
 
-def label_column(frame: pl.DataFrame, source: AttributeSource, report: dict[str, int]) -> tuple[pl.Expr, bool]:
+def release_scale(frame: pl.DataFrame, source: AttributeSource) -> int | None:
+    """The largest absolute value of an integer release-date column of a recency attribute (None otherwise).
+
+    A column whose largest value is below 10,000 holds years, not seconds (:func:`check_release_scale`).
+    """
+    column = source.column
+    if source.kind != "recency" or column is None or not frame.schema[column].is_integer():
+        return None
+    largest = frame.select(pl.col(column).abs().max()).item()
+    return None if largest is None else int(largest)
+
+
+def check_release_scale(source: AttributeSource, largest: int | None) -> None:
+    """Raise when a recency attribute's integer release column looks like years (largest value < 10,000).
+
+    Raises:
+        ConfigError: ``largest`` is below 10,000.
+    """
+    if largest is not None and largest < 10_000:
+        raise ConfigError(
+            f"{source.key} = {source.column!r} looks like years (largest value {largest}), not dates in seconds; "
+            "point the recency intent at a release-date column (e.g. 'release_date' for MovieLens)"
+        )
+
+
+def label_column(
+    frame: pl.DataFrame, source: AttributeSource, report: dict[str, int], *, check_scale: bool = True
+) -> tuple[pl.Expr, bool]:
     """The raw label expression of one attribute.
 
     Args:
@@ -141,6 +170,8 @@ def label_column(frame: pl.DataFrame, source: AttributeSource, report: dict[str,
         source: the attribute.
         report: receives ``recency_negative_age_<name>`` (events before the release date) and
             ``recency_missing_release_<name>``.
+        check_scale: check that an integer release column is not years (:func:`check_release_scale`); a caller
+            that sees the events in chunks turns it off and checks the largest value over all chunks itself.
 
     Returns:
         ``(expr, multi)``: a Utf8 expression (null = no label) or, when ``multi``, a List(Utf8) expression.
@@ -174,13 +205,8 @@ def label_column(frame: pl.DataFrame, source: AttributeSource, report: dict[str,
             )
         if not (dtype.is_numeric() or dtype == pl.Date or isinstance(dtype, pl.Datetime)):
             raise ConfigError(f"{source.key} = {column!r} has type {dtype}; a recency intent needs a release date")
-        if dtype.is_integer():
-            largest = frame.select(pl.col(column).abs().max()).item()
-            if largest is not None and largest < 10_000:
-                raise ConfigError(
-                    f"{source.key} = {column!r} looks like years (largest value {largest}), not dates in seconds; "
-                    "point the recency intent at a release-date column (e.g. 'release_date' for MovieLens)"
-                )
+        if check_scale:
+            check_release_scale(source, release_scale(frame, source))
         release = date_to_seconds(pl.col(column), dtype)
         days = (pl.col(TIMESTAMP) - release) / _SECONDS_PER_DAY
         missing = release.is_null() | release.is_nan()

@@ -1,10 +1,14 @@
-"""``prepare``: raw source -> cleaned, sessionised, labelled, split and encoded sequences (cached on disk)."""
+"""``prepare``: raw source -> cleaned, sessionised, labelled, split and encoded sequences (cached on disk).
+
+Two builders give the same result: :func:`build` holds the whole log in memory (small data, or no cache folder);
+:func:`intentrec.data.chunked.build_chunked` streams it in chunks of users straight into the cache entry, with
+memory bounded by a chunk plus the vocabularies (used when ``data.cache_dir`` is set and the input files hold at
+least :data:`STREAM_MIN_BYTES`). Cached arrays are memory-mapped read-only when loaded.
+"""
 
 from __future__ import annotations
 
-import sys
-import time
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,8 @@ import polars as pl
 
 from intentrec.config import DataConfig
 from intentrec.data import adapters
-from intentrec.data.cache import cache_key, load_cached, save_cached
+from intentrec.data.cache import begin_entry, cache_key, commit_entry, load_cached, save_cached, write_meta
+from intentrec.data.chunked import build_chunked
 from intentrec.data.clean import clean
 from intentrec.data.encode import encode_duration, encode_items, encode_labels, encode_numeric, label_counts
 from intentrec.data.labels import (
@@ -23,37 +28,18 @@ from intentrec.data.labels import (
     plan_attributes,
     recency_labels,
 )
+from intentrec.data.prepared import NAME_COLUMNS, Prepared, Progress, item_names, user_offsets
 from intentrec.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from intentrec.data.sessions import SESSION, assign_sessions
 from intentrec.data.split import check_split, finalize_split, plan_split, training_mask
+from intentrec.errors import DataError
 from intentrec.structs import AttributeSpec, DataSpec, EncodedSequences
 from intentrec.vocab import LabelVocab
 
-__all__ = ["Prepared", "build", "prepare", "prepare_with_report"]
+__all__ = ["NAME_COLUMNS", "STREAM_MIN_BYTES", "Prepared", "build", "prepare", "prepare_with_report"]
 
-
-@dataclass(frozen=True)
-class Prepared:
-    """Prepared sequences plus what happened on the way."""
-
-    data: EncodedSequences
-    """The encoded sequences."""
-    report: dict[str, int]
-    """Every repair and removal made during preparation, by name (e.g. ``duplicates_dropped``)."""
-    stats: dict[str, Any]
-    """Extra facts for ``describe`` (distinct items after cleaning, cut-offs, numeric min/max)."""
-    cached: bool = False
-    """True when loaded from the cache."""
-
-
-class _Progress:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.start = time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        if self.enabled:
-            print(f"[data {time.perf_counter() - self.start:6.2f}s] {message}", file=sys.stderr, flush=True)
+STREAM_MIN_BYTES = 8 * 2**20
+"""Input size (sum of the source files) from which a cached preparation streams in chunks (``build_chunked``)."""
 
 
 def prepare(cfg: DataConfig, *, progress: bool = False) -> EncodedSequences:
@@ -79,7 +65,7 @@ def prepare(cfg: DataConfig, *, progress: bool = False) -> EncodedSequences:
 
 def prepare_with_report(cfg: DataConfig, *, progress: bool = False) -> Prepared:
     """Like :func:`prepare`, also returning the cleaning report and statistics (used by ``describe``)."""
-    say = _Progress(progress)
+    say = Progress(progress)
     files = adapters.source_files(cfg.source)
     key = cache_key(cfg, files)
     root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir is not None else None
@@ -89,6 +75,8 @@ def prepare_with_report(cfg: DataConfig, *, progress: bool = False) -> Prepared:
             data, extra = hit
             say(f"loaded from cache {root / key}")
             return Prepared(data, dict(extra.get("report", {})), dict(extra.get("stats", {})), cached=True)
+        if sum(f.stat().st_size for f in files) >= STREAM_MIN_BYTES:
+            return _prepare_chunked(cfg, root, key, progress=progress)
     prepared = build(cfg, fingerprint=key, progress=progress)
     if root is not None:
         save_cached(root, key, prepared.data, {"report": prepared.report, "stats": prepared.stats})
@@ -96,32 +84,34 @@ def prepare_with_report(cfg: DataConfig, *, progress: bool = False) -> Prepared:
     return prepared
 
 
-def _offsets(users: pl.Series) -> tuple[tuple[str, ...], np.ndarray]:
-    starts = users.ne_missing(users.shift(1)).fill_null(True).to_numpy()  # (N,)
-    first = np.nonzero(starts)[0].astype(np.int64)  # (U,)
-    offsets = np.append(first, len(users)).astype(np.int64)  # (U + 1,)
-    user_ids = tuple(users.gather(first).to_list())
-    return user_ids, offsets
-
-
-NAME_COLUMNS = ("title", "name")
-"""Item-metadata columns used as display names, in order of preference."""
-
-
-def _item_names(items: pl.DataFrame | None, ids: tuple[str, ...]) -> tuple[str, ...]:
-    """Display names aligned with the item vocabulary (``()`` when the metadata has no title/name column)."""
-    if items is None:
-        return ()
-    column = next((c for c in NAME_COLUMNS if c in items.columns and c != ITEM_ID), None)
-    if column is None:
-        return ()
-    names = dict(zip(items[ITEM_ID].cast(pl.String).to_list(), items[column].cast(pl.String).to_list(), strict=True))
-    return tuple(names.get(i) or "" for i in ids)
+def _prepare_chunked(cfg: DataConfig, root: Path, key: str, *, progress: bool) -> Prepared:
+    """Build out of core straight into a new cache entry, commit it and map it."""
+    say = Progress(progress)
+    tmp: Path | None = None
+    try:
+        tmp = begin_entry(root, key)
+        prepared = build_chunked(cfg, tmp, fingerprint=key, progress=progress)
+        write_meta(tmp, key, prepared.data, {"report": prepared.report, "stats": prepared.stats})
+        final = commit_entry(root, key, tmp)
+        tmp = None
+    except OSError as err:
+        raise DataError(
+            f"cannot write the prepared data to the cache at {root}: {err}; free disk space there, or set "
+            "data.cache_dir to another folder (null prepares in memory)"
+        ) from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    say(f"cached at {final}")
+    hit = load_cached(root, key)  # map the committed files (the arrays built point into the renamed folder)
+    if hit is None:
+        return prepared
+    return Prepared(hit[0], prepared.report, prepared.stats)
 
 
 def build(cfg: DataConfig, *, fingerprint: str = "", progress: bool = False) -> Prepared:
     """Prepare without the cache (see :func:`prepare`)."""
-    say = _Progress(progress)
+    say = Progress(progress)
     raw = adapters.load(cfg.source)
     say(f"read {raw.dataset}: {raw.interactions.height} events")
     report = dict(raw.report)
@@ -141,7 +131,7 @@ def build(cfg: DataConfig, *, fingerprint: str = "", progress: bool = False) -> 
             report["events_without_item_metadata"] = missing_meta
     frame = attach_item_columns(frame, raw.items, needed)
 
-    user_ids, offsets = _offsets(frame[USER_ID])
+    user_ids, offsets = user_offsets(frame[USER_ID])
     timestamps = frame[TIMESTAMP].to_numpy().astype(np.float64)  # (N,)
     plan = plan_split(offsets, timestamps, cfg.split, timed=raw.timed)
     train = training_mask(offsets, plan.train_len)  # (N,)
@@ -183,7 +173,7 @@ def build(cfg: DataConfig, *, fingerprint: str = "", progress: bool = False) -> 
         user_ids=user_ids, offsets=offsets, item_idx=item_idx, timestamps=timestamps, duration=duration,
         session=frame[SESSION].to_numpy().astype(np.int64), categorical=categorical, numeric=numeric,
         split=split, spec=spec, item_vocab=item_vocab, label_vocabs=vocabs, duration_median=median,
-        fingerprint=fingerprint, item_names=_item_names(raw.items, item_vocab.ids),
+        fingerprint=fingerprint, item_names=item_names(raw.items, item_vocab.ids),
     )
     stats: dict[str, Any] = {
         "items_after_clean": int(frame[ITEM_ID].n_unique()),

@@ -21,7 +21,19 @@ from intentrec.errors import ConfigError, DataError
 from intentrec.structs import Split
 from intentrec.vocab import UNK_IDX
 
-__all__ = ["SplitPlan", "check_split", "event_positions", "finalize_split", "plan_split", "training_mask"]
+__all__ = [
+    "SplitPlan",
+    "check_protocol",
+    "check_split",
+    "cutoff_quantiles",
+    "describe_split",
+    "drop_cold_targets",
+    "event_positions",
+    "finalize_split",
+    "plan_split",
+    "training_mask",
+    "user_roles",
+]
 
 
 @dataclass(frozen=True)
@@ -76,14 +88,64 @@ def _drop_no_history(pairs: np.ndarray, excluded: dict[str, int]) -> np.ndarray:
     return pairs[keep]
 
 
-def plan_split(offsets: np.ndarray, timestamps: np.ndarray, cfg: SplitConfig, *, timed: bool) -> SplitPlan:
+def check_protocol(cfg: SplitConfig, *, timed: bool) -> None:
+    """Check that the protocol can be used with this data and ``targets`` value.
+
+    Raises:
+        ConfigError: temporal on untimed data, or temporal with ``targets: last``.
+    """
+    if cfg.protocol != "temporal":
+        return
+    if not timed:
+        raise ConfigError(
+            "data.split.protocol 'temporal' needs real timestamps, but this data is untimed (only the event "
+            "order is known); use protocol 'leave-one-out' or 'user'"
+        )
+    if cfg.targets == "last":
+        raise ConfigError(
+            "data.split.targets 'last' is for the 'user' protocol; the temporal protocol takes 'next' (each "
+            "user's first event in the window) or 'all'"
+        )
+
+
+def cutoff_quantiles(cfg: SplitConfig) -> dict[str, float]:
+    """The event-time quantiles of the temporal cut-offs: ``{"t_val": 1 - val - test, "t_test": 1 - test}``."""
+    return {"t_val": 1.0 - cfg.val_fraction - cfg.test_fraction, "t_test": 1.0 - cfg.test_fraction}
+
+
+def user_roles(n_users: int, cfg: SplitConfig) -> np.ndarray:
+    """User protocol: (U,) int8 role per user row, 0 = training, 1 = validation, 2 = test (seeded permutation)."""
+    rng = np.random.default_rng(cfg.seed)
+    perm = rng.permutation(n_users)  # (U,)
+    n_test = round(cfg.test_fraction * n_users)
+    n_val = round(cfg.val_fraction * n_users)
+    role = np.zeros(n_users, dtype=np.int8)  # 0 train, 1 val, 2 test
+    role[perm[:n_test]] = 2
+    role[perm[n_test:n_test + n_val]] = 1
+    return role
+
+
+def plan_split(
+    offsets: np.ndarray,
+    timestamps: np.ndarray,
+    cfg: SplitConfig,
+    *,
+    timed: bool,
+    cutoffs: dict[str, float] | None = None,
+    roles: np.ndarray | None = None,
+) -> SplitPlan:
     """Choose training prefixes and candidate evaluation targets.
+
+    The users given may be a contiguous slice of all users (data prepared in chunks): pass the global temporal
+    ``cutoffs`` or user-protocol ``roles`` of those users, and the plan's user rows are local to the slice.
 
     Args:
         offsets: (U + 1,) CSR offsets of users' events (time-ordered within each user).
         timestamps: (N,) float64 event times (order index when untimed).
         cfg: the ``data.split`` section.
         timed: whether timestamps are real times.
+        cutoffs: temporal: ``t_val`` and ``t_test`` (default: the quantiles of ``timestamps``).
+        roles: user protocol: (U,) int8 roles of these users (default: :func:`user_roles`).
 
     Returns:
         The plan (targets at position 0 already excluded and counted).
@@ -91,6 +153,7 @@ def plan_split(offsets: np.ndarray, timestamps: np.ndarray, cfg: SplitConfig, *,
     Raises:
         ConfigError: the protocol cannot be used with this data or ``targets`` value.
     """
+    check_protocol(cfg, timed=timed)
     lengths = np.diff(offsets).astype(np.int64)  # (U,)
     n_users = len(lengths)
     user, pos = event_positions(offsets)  # (N,), (N,)
@@ -104,18 +167,10 @@ def plan_split(offsets: np.ndarray, timestamps: np.ndarray, cfg: SplitConfig, *,
         return SplitPlan("leave-one-out", train_len, val, test, excluded, targets="last",
                          n_val_users=len(users), n_test_users=len(users))
     if cfg.protocol == "temporal":
-        if not timed:
-            raise ConfigError(
-                "data.split.protocol 'temporal' needs real timestamps, but this data is untimed (only the event "
-                "order is known); use protocol 'leave-one-out' or 'user'"
-            )
-        if cfg.targets == "last":
-            raise ConfigError(
-                "data.split.targets 'last' is for the 'user' protocol; the temporal protocol takes 'next' (each "
-                "user's first event in the window) or 'all'"
-            )
-        t_val = float(np.quantile(timestamps, 1.0 - cfg.val_fraction - cfg.test_fraction))
-        t_test = float(np.quantile(timestamps, 1.0 - cfg.test_fraction))
+        if cutoffs is None:
+            q = cutoff_quantiles(cfg)
+            cutoffs = {name: float(np.quantile(timestamps, value)) for name, value in q.items()}
+        t_val, t_test = cutoffs["t_val"], cutoffs["t_test"]
         before = timestamps < t_val  # (N,)
         train_len = np.bincount(user, weights=before, minlength=n_users).astype(np.int64)  # (U,)
         in_val = (timestamps >= t_val) & (timestamps < t_test)  # (N,)
@@ -129,13 +184,7 @@ def plan_split(offsets: np.ndarray, timestamps: np.ndarray, cfg: SplitConfig, *,
                          cutoffs={"t_val": t_val, "t_test": t_test},
                          n_val_users=len(np.unique(val[:, 0])), n_test_users=len(np.unique(test[:, 0])))
     # user protocol
-    rng = np.random.default_rng(cfg.seed)
-    perm = rng.permutation(n_users)  # (U,)
-    n_test = round(cfg.test_fraction * n_users)
-    n_val = round(cfg.val_fraction * n_users)
-    role = np.zeros(n_users, dtype=np.int8)  # 0 train, 1 val, 2 test
-    role[perm[:n_test]] = 2
-    role[perm[n_test:n_test + n_val]] = 1
+    role = user_roles(n_users, cfg) if roles is None else roles  # (U,)
     train_len = np.where(role == 0, lengths, 0).astype(np.int64)  # (U,)
     if cfg.targets == "all":
         candidate = pos >= 1  # (N,)
@@ -157,28 +206,35 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")
 
 
-def finalize_split(plan: SplitPlan, offsets: np.ndarray, item_idx: np.ndarray) -> Split:
-    """Drop targets whose item is unknown to the item vocabulary and describe the split.
-
-    Args:
-        plan: from :func:`plan_split`.
-        offsets: (U + 1,) CSR offsets.
-        item_idx: (N,) encoded items (``UNK_IDX`` = unseen in training).
+def drop_cold_targets(plan: SplitPlan, offsets: np.ndarray, item_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Drop the candidate targets whose item is unknown to the item vocabulary.
 
     Returns:
-        The :class:`~intentrec.structs.Split`.
+        ``(val, test, cold_val, cold_test)``: the kept (K, 2) int64 targets and the counts dropped from each.
     """
-    excluded = dict(plan.excluded)
-    excluded["cold_item"] = 0
     kept: list[np.ndarray] = []
-    cold_by_set: list[int] = []
+    cold: list[int] = []
     for pairs in (plan.val, plan.test):
         rows = offsets[pairs[:, 0]] + pairs[:, 1]  # (K,)
         warm = item_idx[rows] != UNK_IDX  # (K,)
-        cold_by_set.append(int((~warm).sum()))
-        excluded["cold_item"] += cold_by_set[-1]
+        cold.append(int((~warm).sum()))
         kept.append(pairs[warm].astype(np.int64).reshape(-1, 2))
-    val, test = kept
+    return kept[0], kept[1], cold[0], cold[1]
+
+
+def describe_split(
+    plan: SplitPlan, *, n_val: int, n_test: int, cold_val: int, cold_test: int, no_history: int
+) -> str:
+    """The human-readable description of a split (cut-off dates, counts, exclusions).
+
+    Args:
+        plan: the plan (its protocol, cut-offs, targets mode, ``train_len`` and user counts are described).
+        n_val: validation targets kept.
+        n_test: test targets kept.
+        cold_val: validation targets dropped for a cold item.
+        cold_test: test targets dropped for a cold item.
+        no_history: targets at position 0 excluded.
+    """
     n_train = int(plan.train_len.sum())
     n_train_users = int((plan.train_len > 0).sum())
     if plan.protocol == "temporal":
@@ -197,11 +253,29 @@ def finalize_split(plan: SplitPlan, offsets: np.ndarray, item_idx: np.ndarray) -
             f"user split: {n_train_users} training / {plan.n_val_users} validation / {plan.n_test_users} test users "
             f"(seeded); targets={plan.targets}"
         )
-    description = (
-        f"{head}; {n_train} training events from {n_train_users} users; {len(val)} validation targets "
-        f"({cold_by_set[0]} cold-item excluded), {len(test)} test targets ({cold_by_set[1]} cold-item excluded); "
-        f"{excluded['no_history']} targets without history excluded"
+    return (
+        f"{head}; {n_train} training events from {n_train_users} users; {n_val} validation targets "
+        f"({cold_val} cold-item excluded), {n_test} test targets ({cold_test} cold-item excluded); "
+        f"{no_history} targets without history excluded"
     )
+
+
+def finalize_split(plan: SplitPlan, offsets: np.ndarray, item_idx: np.ndarray) -> Split:
+    """Drop targets whose item is unknown to the item vocabulary and describe the split.
+
+    Args:
+        plan: from :func:`plan_split`.
+        offsets: (U + 1,) CSR offsets.
+        item_idx: (N,) encoded items (``UNK_IDX`` = unseen in training).
+
+    Returns:
+        The :class:`~intentrec.structs.Split`.
+    """
+    val, test, cold_val, cold_test = drop_cold_targets(plan, offsets, item_idx)
+    excluded = dict(plan.excluded)
+    excluded["cold_item"] = cold_val + cold_test
+    description = describe_split(plan, n_val=len(val), n_test=len(test), cold_val=cold_val, cold_test=cold_test,
+                                 no_history=excluded["no_history"])
     return Split(
         train_len=plan.train_len.astype(np.int64),
         val_targets=val,

@@ -75,6 +75,7 @@ __all__ = [
     "PRESETS",
     "SIM_FILES",
     "SIM_INTENTS",
+    "SIM_SHARD_FOLDER",
     "TRUE_INTENTS",
     "SimConfig",
     "SimulatedLog",
@@ -82,6 +83,9 @@ __all__ = [
     "read_simulation",
     "recency_bucket_labels",
     "simulate",
+    "simulate_shard",
+    "simulation_event_files",
+    "write_sharded_simulation",
     "write_simulation",
 ]
 
@@ -102,6 +106,9 @@ PRESETS = ("tiny", "small", "medium", "large")
 """Preset names of :meth:`SimConfig.preset`."""
 SIM_FILES = ("events.parquet", "items.parquet", "config.json")
 """The data files :func:`write_simulation` writes (besides ``README.md``)."""
+SIM_SHARD_FOLDER = "events"
+"""Sub-folder holding ``part-<k>.parquet`` event shards in place of ``events.parquet``
+(:func:`write_sharded_simulation`)."""
 
 _DAY = 86400
 _HOUR_WEIGHTS = np.array([
@@ -982,13 +989,43 @@ def simulate(cfg: SimConfig, progress: Callable[[int, int], None] | None = None)
     Returns:
         The events (N rows, sorted by user then time), the catalogue items and the config.
     """
+    return simulate_shard(cfg, 0, 1, progress)
+
+
+def simulate_shard(
+    cfg: SimConfig, shard: int, n_shards: int, progress: Callable[[int, int], None] | None = None
+) -> SimulatedLog:
+    """Generate the users of one shard of a log too large to hold in memory at once.
+
+    The catalogue (``items``) is the same in every shard; shard ``k`` of ``n_shards`` holds users
+    ``[k * n_users // n_shards, (k + 1) * n_users // n_shards)`` with ids numbered as in the whole log, and
+    their own seeds (shard 0 of 1 is :func:`simulate`). Concatenated, the shards form one log with ``cfg.n_users``
+    users; it is not the log :func:`simulate` would draw for the same config in one go.
+
+    Args:
+        cfg: the configuration of the whole log.
+        shard: which shard, ``0 <= shard < n_shards``.
+        n_shards: number of shards.
+        progress: called as ``progress(users_done, users_in_shard)`` after each block of users.
+
+    Returns:
+        The shard's events (sorted by user then time) with the full catalogue; ``config`` is ``cfg``.
+
+    Raises:
+        ConfigError: ``shard`` is out of range or a shard would have no users.
+    """
+    if not 0 <= shard < n_shards or n_shards > cfg.n_users:
+        raise ConfigError(f"shard {shard} of {n_shards}: need 0 <= shard < n_shards <= n_users ({cfg.n_users})")
     seeds = np.random.SeedSequence(cfg.seed).spawn(3)
+    user_seeds = seeds[1:] if shard == 0 else np.random.SeedSequence(cfg.seed, spawn_key=(2 + shard,)).spawn(2)
+    lo, hi = shard * cfg.n_users // n_shards, (shard + 1) * cfg.n_users // n_shards
+    part = cfg if n_shards == 1 else cfg.model_copy(update={"n_users": hi - lo})
     cat = _catalogue(cfg, np.random.default_rng(seeds[0]))
-    users = _users(cfg, cat, np.random.default_rng(seeds[1]))
-    sim = _Simulator(cfg, cat, users)
+    users = _users(part, cat, np.random.default_rng(user_seeds[0]))
+    sim = _Simulator(part, cat, users)
     n_sessions = np.diff(users.session_offsets)  # (U,)
     order, bounds = _blocks(cfg, sim.n_titles, n_sessions)
-    block_seeds = seeds[2].spawn(len(bounds))
+    block_seeds = user_seeds[1].spawn(len(bounds))
     parts: list[dict[str, np.ndarray]] = []
     for (b0, b1), seed in zip(bounds, block_seeds, strict=True):
         rng = np.random.default_rng(seed)
@@ -1022,16 +1059,16 @@ def simulate(cfg: SimConfig, progress: Callable[[int, int], None] | None = None)
                 "oracle_p": ev.oracle_p[r_idx, j_idx],
             })
         if progress is not None:
-            progress(b1, cfg.n_users)
-    events = _events_frame(cfg, cat, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+            progress(b1, part.n_users)
+    events = _events_frame(cfg, cat, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, lo, hi)
     return SimulatedLog(events=events, items=cat.items, config=cfg)
 
 
-def _events_frame(cfg: SimConfig, cat: _Catalogue, cols: dict[str, np.ndarray]) -> pl.DataFrame:
+def _events_frame(cfg: SimConfig, cat: _Catalogue, cols: dict[str, np.ndarray], first: int, end: int) -> pl.DataFrame:
     order = np.lexsort((cols["timestamp"], cols["user"]))
     cols = {k: v[order] for k, v in cols.items()}
     width = max(4, len(str(cfg.n_users - 1)))
-    user_names = pl.Series([f"u{i:0{width}d}" for i in range(cfg.n_users)], dtype=pl.String)
+    user_names = pl.Series([f"u{i:0{width}d}" for i in range(first, end)], dtype=pl.String)
     user_id = user_names.gather(pl.Series(cols["user"]))
     vocab = {
         "action": pl.Series(ACTION_LABELS), "genre": pl.Series(cfg.genres), "format": pl.Series(FORMAT_LABELS),
@@ -1247,8 +1284,84 @@ def write_simulation(log: SimulatedLog, folder: str | Path) -> Path:
     return out
 
 
+def write_sharded_simulation(
+    cfg: SimConfig, folder: str | Path, n_shards: int, progress: Callable[[int, int], None] | None = None
+) -> Path:
+    """Simulate a log shard by shard (:func:`simulate_shard`), holding one shard in memory at a time.
+
+    Writes ``events/part-<k>.parquet`` (one per shard, users in id order across the parts), ``items.parquet``,
+    ``config.json`` (``cfg``) and a short ``README.md``; :func:`read_simulation` and the ``streaming_sim`` adapter
+    read the folder like one written by :func:`write_simulation`.
+
+    Args:
+        cfg: the configuration of the whole log.
+        folder: the output folder (created when missing; an existing ``events.parquet`` or ``events/`` is replaced).
+        n_shards: number of shards (e.g. ``ceil(expected events / 2.5M)`` keeps a shard near 1.5 GB of memory).
+        progress: called as ``progress(shards_done, n_shards)`` after each shard.
+
+    Returns:
+        The folder.
+
+    Raises:
+        ConfigError: ``n_shards`` is not in ``[1, n_users]``.
+        DataError: the folder cannot be written.
+    """
+    if not 1 <= n_shards <= cfg.n_users:
+        raise ConfigError(f"n_shards = {n_shards}: need 1 <= n_shards <= n_users ({cfg.n_users})")
+    out = Path(folder).expanduser()
+    parts = out / SIM_SHARD_FOLDER
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "events.parquet").unlink(missing_ok=True)
+        if parts.is_dir():
+            for old in parts.glob("*.parquet"):
+                old.unlink()
+        parts.mkdir(exist_ok=True)
+        n_events = 0
+        items: pl.DataFrame | None = None
+        for k in range(n_shards):
+            log = simulate_shard(cfg, k, n_shards)
+            log.events.write_parquet(parts / f"part-{k:05d}.parquet")
+            n_events += log.events.height
+            items = log.items
+            del log
+            if progress is not None:
+                progress(k + 1, n_shards)
+        if items is not None:
+            items.write_parquet(out / "items.parquet")
+        (out / "config.json").write_text(cfg.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        (out / "README.md").write_text(
+            f"# Simulated streaming log `streaming_sim-{cfg.label}` ({n_shards} shards)\n\n"
+            f"Generated by `intentrec.datasets.streaming_sim.write_sharded_simulation`: {n_events} events, "
+            f"{cfg.n_users} users in `{SIM_SHARD_FOLDER}/part-*.parquet` (columns as in `write_simulation`), "
+            "the catalogue in `items.parquet`, the config in `config.json`.\n",
+            encoding="utf-8",
+        )
+    except OSError as err:
+        raise DataError(f"cannot write the simulation to {out}: {err}") from None
+    return out
+
+
+def simulation_event_files(folder: str | Path) -> list[Path]:
+    """The event files of a simulation folder: ``[events.parquet]``, or the sorted ``events/*.parquet`` shards.
+
+    Raises:
+        DataError: the folder has neither.
+    """
+    root = Path(folder).expanduser()
+    if (root / "events.parquet").is_file():
+        return [root / "events.parquet"]
+    shards = sorted((root / SIM_SHARD_FOLDER).glob("*.parquet")) if (root / SIM_SHARD_FOLDER).is_dir() else []
+    if not shards:
+        raise DataError(
+            f"{root}: missing events.parquet (or {SIM_SHARD_FOLDER}/*.parquet shards); a simulation folder holds "
+            f"{list(SIM_FILES)} (write_simulation or write_sharded_simulation)"
+        )
+    return shards
+
+
 def read_simulation(folder: str | Path) -> SimulatedLog:
-    """Read a folder written by :func:`write_simulation`.
+    """Read a folder written by :func:`write_simulation` or :func:`write_sharded_simulation` (whole, in memory).
 
     Raises:
         DataError: the folder or one of :data:`SIM_FILES` is missing or unreadable.
@@ -1256,12 +1369,13 @@ def read_simulation(folder: str | Path) -> SimulatedLog:
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; point at a folder written by write_simulation()")
-    missing = [name for name in SIM_FILES if not (root / name).is_file()]
+    missing = [name for name in SIM_FILES[1:] if not (root / name).is_file()]
     if missing:
         raise DataError(f"{root}: missing {missing}; a simulation folder holds {list(SIM_FILES)} (write_simulation)")
+    files = simulation_event_files(root)
     try:
         config = SimConfig.model_validate(json.loads((root / "config.json").read_text(encoding="utf-8")))
-        events = pl.read_parquet(root / "events.parquet")
+        events = pl.read_parquet(files)
         items = pl.read_parquet(root / "items.parquet")
     except (OSError, json.JSONDecodeError, ValidationError, pl.exceptions.PolarsError) as err:
         raise DataError(f"cannot read the simulation in {root}: {err}") from None
