@@ -57,3 +57,31 @@ def test_sampled_softmax_training_is_seeded_and_evaluates_the_full_catalogue(tmp
     assert any("sampled softmax, 64 negatives" in line for line in lines)
     assert first["ranking"].startswith("full catalogue")
     assert first["item"] == again["item"]  # the negatives are drawn from a seeded generator
+
+
+def _history_losses(run: Path) -> list[float]:
+    import json
+
+    return [json.loads(line)["loss/total"] for line in (run / "history.jsonl").read_text().splitlines()]
+
+
+def test_dataloader_workers_and_compiled_training_follow_the_same_trajectory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches built by worker processes are the same batches; a torch.compile'd forward (traced by dynamo; the
+    eager backend keeps the test fast and compiler-free) gives the same losses as the plain model."""
+    import torch
+
+    def train(name: str, *overrides: str) -> list[float]:
+        cfg = load_config(REPO / "configs" / "tiny.yaml", [
+            *overrides, "train.epochs=2", "train.max_steps_per_epoch=2", "model.dropout=0",
+            f"data.cache_dir={tmp_path / 'cache'}",
+        ])
+        workflows.train(cfg, tmp_path / name, progress=False, log=lambda _: None)
+        return _history_losses(tmp_path / name)
+
+    plain = train("plain")
+    assert train("workers", "train.num_workers=1") == pytest.approx(plain, rel=1e-6)
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: real_compile(m, backend="eager", dynamic=True))
+    assert train("compiled", "train.compile=true") == pytest.approx(plain, rel=1e-5)

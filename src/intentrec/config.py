@@ -456,6 +456,12 @@ class TrainConfig(_Frozen):
     max_minutes: float | None = None
     """Wall-clock budget of training in minutes (resumed runs count earlier time): training stops after the epoch
     that exhausts it, and the best validated checkpoint is kept; ``null`` = no budget."""
+    num_workers: int = 0
+    """DataLoader worker processes that build training batches (0 = in the training process; a GPU run with a
+    busy CPU benefits from 2-4)."""
+    compile: bool = False
+    """Wrap the model in ``torch.compile`` (dynamic shapes) for training; measured 1.26x faster in fp32 on an H200
+    (BENCHMARKS.md "GPU readiness"); the first steps pay the compilation."""
     sampled_softmax: int = 0
     """Negatives per step of a sampled item softmax with the log-Q correction (0 = the full softmax, the default).
     PAPER §10 #17: full softmax up to ~100k items, sampling beyond; evaluation always ranks the full catalogue."""
@@ -473,6 +479,8 @@ class TrainConfig(_Frozen):
             raise ValueError("lr must be > 0")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.lambda_intent < 0:
             raise ValueError("weight_decay, grad_clip and lambda_intent must be >= 0")
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
         if self.sampled_softmax < 0 or self.sampling_alpha < 0:
             raise ValueError("sampled_softmax and sampling_alpha must be >= 0")
         if self.warmup_steps < 0 or self.patience < 1 or self.eval_every < 1:

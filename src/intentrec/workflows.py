@@ -265,7 +265,8 @@ def _train(
     def make_batches(epoch: int) -> Iterator[SequenceBatch]:
         rng = np.random.default_rng([cfg.train.seed, epoch])
         batches = bucketed_batches(windows.lengths, cfg.train.batch_size, rng)  # global batches: same on every rank
-        yield from rank_batches(windows, batches, collate_fn, ctx)  # this rank's slice of each (all of it for one)
+        # this rank's slice of each global batch (all of it for one process)
+        yield from rank_batches(windows, batches, collate_fn, ctx, num_workers=cfg.train.num_workers)
 
     label_counts = intent_label_counts(data)
 

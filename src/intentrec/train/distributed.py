@@ -280,15 +280,19 @@ def without_targets(batch: SequenceBatch) -> SequenceBatch:
 
 
 def rank_batches(
-    dataset: Dataset[Any], global_batches: Sequence[np.ndarray], collate_fn: Any, ctx: DistributedContext
+    dataset: Dataset[Any], global_batches: Sequence[np.ndarray], collate_fn: Any, ctx: DistributedContext,
+    num_workers: int = 0,
 ) -> Iterator[SequenceBatch]:
     """Collate this rank's slice of every global batch (one batch per global batch, on every rank).
 
-    For a single process this is ``DataLoader(dataset, batch_sampler=global_batches, collate_fn=collate_fn)``.
+    For a single process this is ``DataLoader(dataset, batch_sampler=global_batches, collate_fn=collate_fn)``;
+    ``num_workers`` worker processes build the batches ahead (pinned memory on CUDA).
     """
     slices = [shard_batch(b, ctx.rank, ctx.world_size) for b in global_batches]
     sampler = [s if s.size else b[:1] for s, b in zip(slices, global_batches, strict=True)]  # empty -> placeholder
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=num_workers,
+                        pin_memory=num_workers > 0 and ctx.device.type == "cuda",
+                        persistent_workers=False)
     for s, batch in zip(slices, loader, strict=True):
         yield batch if s.size else without_targets(batch)
 

@@ -161,6 +161,8 @@ def fit(
     elif dist.is_main and (run_dir / HISTORY).exists():
         (run_dir / HISTORY).unlink()
     train_model = wrap_model(model, dist)  # DDP under torchrun (broadcasts rank 0's weights), else the model
+    if cfg.compile:  # the forward of the training steps; validation and saving use the plain module
+        train_model = torch.compile(train_model, dynamic=True)  # type: ignore[assignment]
 
     t_start = time.perf_counter()
     stopped_early = False
