@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from intentrec.workflows import (
     _eval_loader,
     _exclude_seen,
     _find_user,
+    _history_events,
     _label_widths,
     _with_appended_slot,
     load_run,
@@ -139,7 +139,7 @@ def _request(src: ModelSource, user_id: str | None, items: list[str] | None, eve
     one minute apart up to ``at`` (default: a run's last timestamp, or now for a bundle), encoded from raw events
     exactly as the serving path does."""
     from intentrec.features.collate import CollateSettings, collate
-    from intentrec.features.live import LiveEvent, encode_live_events
+    from intentrec.features.live import encode_live_events, item_history
 
     if user_id is not None and events is None:
         if src.run is not None:
@@ -151,8 +151,7 @@ def _request(src: ModelSource, user_id: str | None, items: list[str] | None, eve
         live_events = _user_events(src, events, columns, user_id)
     else:
         end = float(src.run.data.timestamps.max()) if at is None and src.run is not None else _parse_time(at)
-        ids = list(items or [])
-        live_events = [LiveEvent(item, end - 60.0 * (len(ids) - 1 - i), {}) for i, item in enumerate(ids)]
+        live_events = item_history(list(items or []), end)
     enc = encode_live_events(live_events, src.live, src.spec, src.item_vocab, src.label_vocabs, src.cfg.model.max_len)
     if enc.example is None:
         raise ConfigError(f"none of the history's items is known to the model (e.g. {src.item_vocab.ids[:5]})")
@@ -176,15 +175,12 @@ def _with_top(r: IntentReadout, items: np.ndarray, scores: np.ndarray) -> Intent
 
 def _user_events(src: ModelSource, path: Path, columns: dict[str, str] | None, user_id: str) -> list[Any]:
     from intentrec.data.stream import iter_histories
-    from intentrec.features.live import LiveEvent
 
     fields = [r.field for r in src.live.rules if r.field] + [n.name for n in src.live.numeric if n.source == "event"]
     for histories, _ in iter_histories(path, columns=columns, attributes=fields, require_time=src.spec.timed):
         for h in histories:
             if h.key == str(user_id):
-                return [LiveEvent(item, None if not math.isfinite(t) else float(t),
-                                  {a: v[i] for a, v in h.attributes.items()})
-                        for i, (item, t) in enumerate(zip(h.item_ids, h.timestamps.tolist(), strict=True))]
+                return _history_events(h)
     raise ConfigError(f"user {user_id!r} has no events in {path} (check --column user_id=... if your user column "
                       "has another name)")
 

@@ -446,13 +446,13 @@ def _items_example(art: RunArtifacts, items: list[str]) -> tuple[Any, np.ndarray
     """An ad-hoc history of item ids encoded as the serving path encodes raw events (item attributes from the item
     tables, time-since-release at the event time), placed one minute apart ending at the data's last timestamp."""
     from intentrec.data.live import live_features
-    from intentrec.features.live import LiveEvent, encode_live_events
+    from intentrec.features.live import encode_live_events, item_history
 
     data = art.data
     live = live_features(art.cfg.data, data, art.stats.get("numeric_min_max", {}))
     end = float(data.timestamps.max())
     step = 60.0 if data.spec.timed else 1.0
-    events = [LiveEvent(item, end - step * (len(items) - 1 - i), {}) for i, item in enumerate(items)]
+    events = item_history(items, end, step)
     enc = encode_live_events(events, live, data.spec, data.item_vocab, data.label_vocabs, art.cfg.model.max_len)
     if enc.example is None:
         raise ConfigError(f"none of the items {items} is known to the model (e.g. {data.item_vocab.ids[:5]})")
@@ -596,6 +596,14 @@ class PredictSummary:
     """Wall time."""
 
 
+def _history_events(history: Any) -> list[Any]:
+    """A streamed :class:`~intentrec.data.stream.History` as live events (NaN times -> None)."""
+    from intentrec.features.live import LiveEvent
+
+    return [LiveEvent(item, None if not np.isfinite(t) else float(t), {a: v[i] for a, v in history.attributes.items()})
+            for i, (item, t) in enumerate(zip(history.item_ids, history.timestamps.tolist(), strict=True))]
+
+
 def predict_schema(head_names: tuple[str, ...], has_fusion: bool) -> dict[str, str]:
     """Columns of the batch-prediction Parquet file (one row per user or session)."""
     schema = {"user_id": "string", "items": "list<string>", "scores": "list<float32>"}
@@ -639,7 +647,6 @@ def predict(
     """
     from intentrec.data.stream import ParquetRowWriter, iter_histories
     from intentrec.errors import RequestError
-    from intentrec.features.live import LiveEvent
     from intentrec.serve.predictor import Prediction, Predictor, PredictRequest
 
     t0 = time.perf_counter()
@@ -684,10 +691,7 @@ def predict(
                                                  on_total=lambda n: bar.update(task, total=n)):
             requests = []
             for h in histories:
-                events = [LiveEvent(item, None if not np.isfinite(t) else float(t),
-                                    {a: v[i] for a, v in h.attributes.items()})
-                          for i, (item, t) in enumerate(zip(h.item_ids, h.timestamps.tolist(), strict=True))]
-                requests.append(PredictRequest(events, k=k, exclude_seen=exclude_seen, user_id=h.key))
+                requests.append(PredictRequest(_history_events(h), k=k, exclude_seen=exclude_seen, user_id=h.key))
             try:
                 results: list[tuple[Prediction | None, str | None]] = [(p, None) for p in pred.predict_many(requests)]
             except RequestError:  # score one by one so a bad history does not sink the chunk

@@ -595,12 +595,7 @@ def _table(source: SourceConfig) -> RawData:
     """
     path = _required_path(source)
     cm = source.columns
-    mapping = {
-        USER_ID: cm.user_id, ITEM_ID: cm.item_id, TIMESTAMP: cm.timestamp, ACTION: cm.action,
-        DURATION: cm.duration, SESSION_ID: cm.session_id,
-    }
-    mapped = {canon: col for canon, col in mapping.items() if col is not None}
-    id_like = [cm.user_id, cm.item_id, *[c for c in (cm.action, cm.session_id) if c]]
+    mapping, mapped, id_like = _table_mapping(source)
     raw = read_table(path, "data.source.path", string_columns=id_like)
     require_columns(raw.columns, {col: f"data.source.columns.{canon}" for canon, col in mapped.items()},
                     origin=path, what="interactions file")
@@ -750,9 +745,9 @@ def _first_bad(lazy: pl.LazyFrame, bad: pl.Expr, column: str) -> tuple[int, str]
     return int(row) + 1, str(value)
 
 
-def _scan_table(source: SourceConfig) -> RawScan | None:
-    """The ``table`` adapter as a lazy scan (same columns, values, report and errors as :func:`_table`)."""
-    path = _required_path(source)
+def _table_mapping(source: SourceConfig) -> tuple[dict[str, str | None], dict[str, str], list[str]]:
+    """The ``table`` adapter's column mapping: canonical -> your column (None = absent), only the mapped ones, and
+    the id-like columns to read as strings."""
     cm = source.columns
     mapping = {
         USER_ID: cm.user_id, ITEM_ID: cm.item_id, TIMESTAMP: cm.timestamp, ACTION: cm.action,
@@ -760,6 +755,14 @@ def _scan_table(source: SourceConfig) -> RawScan | None:
     }
     mapped = {canon: col for canon, col in mapping.items() if col is not None}
     id_like = [cm.user_id, cm.item_id, *[c for c in (cm.action, cm.session_id) if c]]
+    return mapping, mapped, id_like
+
+
+def _scan_table(source: SourceConfig) -> RawScan | None:
+    """The ``table`` adapter as a lazy scan (same columns, values, report and errors as :func:`_table`)."""
+    path = _required_path(source)
+    cm = source.columns
+    mapping, mapped, id_like = _table_mapping(source)
     raw = _scan_file(path, "data.source.path", id_like)
     if raw is None:
         return None

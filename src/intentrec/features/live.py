@@ -32,7 +32,7 @@ from intentrec.vocab import (
     recency_labels,
 )
 
-__all__ = ["EncodedRequest", "LiveEvent", "encode_live_events"]
+__all__ = ["EncodedRequest", "LiveEvent", "encode_live_events", "item_history"]
 
 _SECONDS_PER_DAY = 86400.0
 
@@ -47,6 +47,11 @@ class LiveEvent:
     """Seconds since the epoch (UTC); required for models trained on timed data, ignored otherwise."""
     attributes: Mapping[str, Any] = field(default_factory=dict)
     """Interaction columns by name (e.g. ``{"action": "play"}``): a label, a list of labels, or a number."""
+
+
+def item_history(items: Sequence[str], end: float, step: float = 60.0) -> list[LiveEvent]:
+    """An ad-hoc history of item ids (oldest first) as events ``step`` seconds apart, the last one at ``end``."""
+    return [LiveEvent(item, end - step * (len(items) - 1 - i), {}) for i, item in enumerate(items)]
 
 
 @dataclass(frozen=True)
