@@ -10,14 +10,17 @@ This module imports neither torch nor polars.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
 from intentrec.errors import ConfigError
 
@@ -72,8 +75,8 @@ def parse_duration(value: str | float | int | None) -> float | None:
     if isinstance(value, bool):
         raise ValueError(f"expected a time span such as '1w' or 'off', got {value!r}")
     if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError(f"a time span must be positive, got {value!r}")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"a time span must be positive and finite, got {value!r}")
         return float(value)
     text = str(value).strip().lower()
     if text in {"off", "none", "null", ""}:
@@ -89,8 +92,37 @@ def parse_duration(value: str | float | int | None) -> float | None:
     return seconds
 
 
+def _numeric_types(annotation: Any) -> tuple[set[Any], bool]:
+    """The member types of a field annotation (``int | None`` -> {int, None}), and whether it is a tuple of them."""
+    if typing.get_origin(annotation) is tuple:
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        inner: set[Any] = set()
+        for a in args:
+            inner |= _numeric_types(a)[0]
+        return inner, True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return {type(None) if a is type(None) else a for a in typing.get_args(annotation)}, False
+    return {annotation}, False
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_finite_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        # number-only fields: YAML `yes`/`true` is not a number, and NaN/inf are never valid settings
+        name = info.field_name or ""
+        kinds, is_tuple = _numeric_types(cls.model_fields[name].annotation)
+        if not kinds or not kinds <= {int, float, type(None)}:
+            return v
+        values = v if is_tuple and isinstance(v, list | tuple) else [v]
+        for x in values:
+            if isinstance(x, bool):
+                raise ValueError("expected a number, not a yes/no value")
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ValueError("must be a finite number (NaN and infinity are not settings)")
+        return v
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -115,6 +147,21 @@ class ColumnMap(_Frozen):
     """Optional engagement column (watch seconds, dwell time, rating) used as the loss weight d_k."""
     session_id: str | None = None
     """Optional explicit session id; without it sessions are cut at an inactivity gap."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ColumnMap:
+        used: dict[str, str] = {}
+        for key in ("user_id", "item_id", "timestamp", "action", "duration", "session_id"):
+            column = getattr(self, key)
+            if column is None:
+                continue
+            if not column.strip():
+                raise ValueError(f"{key} must name a column (got an empty name); use null for an absent column")
+            if column in used:
+                raise ValueError(f"{key} names column {column!r}, which {used[column]} already names; map each "
+                                 "field to its own column")
+            used[column] = key
+        return self
 
 
 class SourceConfig(_Frozen):
@@ -145,6 +192,22 @@ class SourceConfig(_Frozen):
     date_columns: tuple[str, ...] = ()
     """``table`` adapter: item columns holding dates (release date); parsed to seconds since the epoch."""
 
+    @model_validator(mode="after")
+    def _check(self) -> SourceConfig:
+        if not self.multi_value_separator:
+            raise ValueError("multi_value_separator must not be empty (e.g. '|' for 'Action|Comedy')")
+        if "\n" in self.multi_value_separator or "\r" in self.multi_value_separator:
+            raise ValueError("multi_value_separator must not contain a line break")
+        for key in ("multi_valued", "date_columns"):
+            names = getattr(self, key)
+            dupes = sorted({c for c in names if names.count(c) > 1})
+            if dupes:
+                raise ValueError(f"{key} lists {dupes} more than once")
+        both = sorted(set(self.multi_valued) & set(self.date_columns))
+        if both:
+            raise ValueError(f"multi_valued and date_columns both list {both}; a column is either a list or a date")
+        return self
+
 
 class CleanConfig(_Frozen):
     """Cleaning applied after reading, before sessions, labels and splits."""
@@ -171,6 +234,15 @@ class CleanConfig(_Frozen):
         if v is not None and v < 2:
             raise ValueError("must be >= 2 or null")
         return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CleanConfig:
+        if self.max_events_per_user is not None and self.min_events_per_user > self.max_events_per_user:
+            raise ValueError(
+                f"min_events_per_user ({self.min_events_per_user}) is above max_events_per_user "
+                f"({self.max_events_per_user}): every user would be dropped; lower it or raise max_events_per_user"
+            )
+        return self
 
 
 class SessionConfig(_Frozen):
@@ -213,9 +285,16 @@ class IntentConfig(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> IntentConfig:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
-            raise ValueError(f"intent name {self.name!r} must be an identifier (letters, digits, underscore)")
+            raise ValueError(f"name {self.name!r} must be an identifier (letters, digits, underscore)")
         if self.kind in {"categorical", "multi_label", "recency"} and not self.column:
-            raise ValueError(f"intent {self.name!r} of kind {self.kind!r} needs 'column'")
+            raise ValueError(f"column missing: intent {self.name!r} of kind {self.kind!r} needs 'column'")
+        if self.kind == "repeat" and self.column is not None:
+            raise ValueError(f"column is unused by the repeat intent {self.name!r}; to group items (e.g. the "
+                             "episodes of a show) set series_column instead")
+        if self.kind != "repeat" and self.series_column is not None:
+            raise ValueError(f"series_column is only used by intents of kind 'repeat', not {self.kind!r}")
+        if self.kind != "recency" and self.buckets_days != IntentConfig.model_fields["buckets_days"].default:
+            raise ValueError(f"buckets_days is only used by intents of kind 'recency', not {self.kind!r}")
         if self.kind == "recency":
             edges = self.buckets_days
             if not edges or any(b <= 0 for b in edges) or list(edges) != sorted(set(edges)):
@@ -234,6 +313,18 @@ class FeatureConfig(_Frozen):
     """Interaction or item columns embedded as inputs; multi-valued ones are mean-pooled (PAPER §2)."""
     numeric: tuple[str, ...] = ()
     """Numeric interaction or item columns, min-max normalised to [0, 1] with *training* statistics."""
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureConfig:
+        for key in ("categorical", "numeric"):
+            names = getattr(self, key)
+            dupes = sorted({c for c in names if names.count(c) > 1})
+            if dupes:
+                raise ValueError(f"{key} lists {dupes} more than once")
+        both = sorted(set(self.categorical) & set(self.numeric))
+        if both:
+            raise ValueError(f"categorical and numeric both list {both}; a feature is one or the other")
+        return self
 
 
 class SplitConfig(_Frozen):
@@ -258,6 +349,11 @@ class SplitConfig(_Frozen):
             v = getattr(self, key)
             if not 0.0 < v < 0.5:
                 raise ValueError(f"{key} must be in (0, 0.5), got {v}")
+        if self.protocol == "temporal" and self.targets == "last":
+            raise ValueError("targets 'last' is for the 'user' protocol; the temporal protocol takes 'next' (each "
+                             "user's first event in the window) or 'all'")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         return self
 
 
@@ -284,7 +380,7 @@ class DataConfig(_Frozen):
         names = [i.name for i in self.intents]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
-            raise ValueError(f"intent names must be unique; repeated: {sorted(dupes)}")
+            raise ValueError(f"intents: intent names must be unique; repeated: {sorted(dupes)}")
         return self
 
 
@@ -386,10 +482,13 @@ class ModelConfig(_Frozen):
             raise ValueError(f"d_short ({self.d_short}) must be divisible by short_heads ({self.short_heads})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
-        parse_duration(self.horizon)
-        parse_duration(self.transact_window)
-        if parse_duration(self.recent_window) is None:
-            raise ValueError("recent_window must be a time span such as '30d'")
+        for key in ("horizon", "transact_window", "recent_window"):
+            try:
+                span = parse_duration(getattr(self, key))
+            except ValueError as err:
+                raise ValueError(f"{key}: {err}") from None
+            if key == "recent_window" and span is None:
+                raise ValueError("recent_window must be a time span such as '30d'")
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError("mask_prob must be in (0, 1)")
         return self
@@ -473,25 +572,28 @@ class TrainConfig(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+        for key in ("epochs", "batch_size", "patience", "eval_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.lambda_intent < 0:
-            raise ValueError("weight_decay, grad_clip and lambda_intent must be >= 0")
-        if self.num_workers < 0:
-            raise ValueError("num_workers must be >= 0")
-        if self.sampled_softmax < 0 or self.sampling_alpha < 0:
-            raise ValueError("sampled_softmax and sampling_alpha must be >= 0")
-        if self.warmup_steps < 0 or self.patience < 1 or self.eval_every < 1:
-            raise ValueError("warmup_steps must be >= 0, patience and eval_every >= 1")
+        for key in ("weight_decay", "grad_clip", "lambda_intent", "num_workers", "sampled_softmax", "sampling_alpha",
+                    "warmup_steps", "seed"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("num_threads", "max_steps_per_epoch"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1 or null, got {getattr(self, key)}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError("min_lr_ratio must be in [0, 1]")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError("max_minutes must be > 0 or null")
         if self.dist_timeout_minutes <= 0:
             raise ValueError("dist_timeout_minutes must be > 0")
-        _check_metric_name(self.monitor)
+        try:
+            _check_metric_name(self.monitor)
+        except ValueError as err:
+            raise ValueError(f"monitor: {err}") from None
         return self
 
 
@@ -522,6 +624,13 @@ class EvalConfig(_Frozen):
         if not v or any(k < 1 for k in v):
             raise ValueError("ks must be non-empty positive integers")
         return tuple(sorted(set(v)))
+
+    @field_validator("batch_size", "intent_topk")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be >= 1, got {v}")
+        return v
 
 
 class ExperimentConfig(_Frozen):
@@ -565,17 +674,56 @@ class ExperimentConfig(_Frozen):
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config class reached by following ``loc`` from :class:`ExperimentConfig` (None when it leaves them)."""
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an element of a tuple of sections (data.intents[0])
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        found = [t for t in (typing.get_args(field.annotation) or (field.annotation,))
+                 if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not found:
+            return None
+        model = found[0]
+    return model
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """``("data", "intents", 0, "column")`` -> ``data.intents[0].column``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _error_key(loc: tuple[Any, ...], text: str) -> str:
+    """The dotted key an error is about: a section-level validator names its field first (``batch_size must be
+    >= 1`` in section ``eval`` -> ``eval.batch_size``); a top-level one names the dotted key itself."""
+    loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))  # pydantic's union-member tags
+    dotted = re.match(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+)\b", text)
+    if not loc and dotted:
+        return dotted.group(1)
+    first = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\b", text)
+    model = _section_model(loc)
+    if first and model is not None and first.group(1) in model.model_fields:
+        return _key_path((*loc, first.group(1)))
+    return _key_path(loc) or "(top level)"
+
+
 def _format_validation_error(err: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration in {origin}:"]
     for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
         kind = e["type"]
+        text = e["msg"].removeprefix("Value error, ")
+        path = _error_key(tuple(e["loc"]), text if kind not in {"extra_forbidden", "missing"} else "")
         if kind == "extra_forbidden":
             msg = f"unknown key '{path}' (check the spelling; see configs/base.yaml for every key)"
         elif kind == "missing":
             msg = f"missing required key '{path}'"
         else:
-            text = e["msg"].removeprefix("Value error, ")
             msg = f"'{path}': {text} (got {e.get('input')!r})" if "input" in e and not isinstance(e.get("input"), dict) else f"'{path}': {text}"
         lines.append(f"  - {msg}")
     return "\n".join(lines)

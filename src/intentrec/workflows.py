@@ -152,6 +152,16 @@ def _spec_from_json(doc: dict[str, Any]) -> tuple[DataSpec, dict[str, int]]:
     return DataSpec.from_json(doc), {k: int(v) for k, v in doc.get("label_widths", {}).items()}
 
 
+def _read_spec_file(path: Path) -> tuple[DataSpec, dict[str, int]]:
+    """A run's ``data_spec.json``; anything unreadable or incomplete is a :class:`CheckpointError` naming the file."""
+    try:
+        return _spec_from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+        detail = f"missing field {err}" if isinstance(err, KeyError) else str(err)
+        raise CheckpointError(f"{path} is damaged ({detail}); it is written by `intentrec train`: retrain the run, "
+                              "or restore the file from a copy") from None
+
+
 # ----------------------------------------------------------------------------------------------------------
 # train
 # ----------------------------------------------------------------------------------------------------------
@@ -229,8 +239,6 @@ def _train(
     log: Callable[[str], None], evaluate_test: bool,
 ) -> TrainOutcome:
     """The body of :func:`train` on one rank."""
-    if ctx.is_main:
-        run.mkdir(parents=True, exist_ok=True)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     t0 = time.perf_counter()
@@ -243,7 +251,8 @@ def _train(
     log(f"data: {data.spec.dataset}: {data.n_users:,} users, {data.spec.n_items - 2:,} items, "
         f"{data.item_idx.shape[0]:,} events; {data.split.description} ({prepare_seconds:.1f}s)")
 
-    if ctx.is_main:
+    if ctx.is_main:  # the run directory appears only once the data is known to fit the config
+        run.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2))
         atomic_write_text(run / SPEC_FILE, json.dumps(_spec_to_json(data.spec, _label_widths(data)), indent=2))
         atomic_write_text(run / VOCAB_FILE, vocabs_to_json(data.item_vocab, data.label_vocabs))
@@ -384,7 +393,7 @@ def load_run(run_dir: str | Path, *, progress: bool = False) -> RunArtifacts:
         cfg = config_from_dict(json.loads((run / CONFIG_FILE).read_text(encoding="utf-8")), str(run / CONFIG_FILE))
     except (json.JSONDecodeError, ConfigError) as err:
         raise CheckpointError(f"{run / CONFIG_FILE} is unreadable: {err}") from None
-    saved_spec, _ = _spec_from_json(json.loads((run / SPEC_FILE).read_text(encoding="utf-8")))
+    saved_spec, _ = _read_spec_file(run / SPEC_FILE)
     prepared = prepare_with_report(cfg.data, progress=progress)
     data = prepared.data
     if data.spec != saved_spec:

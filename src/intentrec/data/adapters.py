@@ -24,10 +24,25 @@ from typing import TypeVar
 import polars as pl
 
 from intentrec.config import SourceConfig
-from intentrec.data.io import check_file, date_to_seconds, first_bad_row, read_table, read_text, table_format
+from intentrec.data.io import (
+    check_file,
+    check_header,
+    check_id_columns,
+    check_utf8,
+    csv_error,
+    csv_header,
+    date_to_seconds,
+    first_bad_row,
+    is_parse_error,
+    polars_reason,
+    read_table,
+    read_text,
+    table_format,
+)
 from intentrec.data.schema import (
     ACTION,
     DURATION,
+    DURATION_MAX,
     ITEM_ID,
     ROW,
     SESSION_ID,
@@ -216,21 +231,73 @@ def _drop_null_keys(frame: pl.DataFrame, report: dict[str, int]) -> pl.DataFrame
     return frame
 
 
-def _seconds(frame: pl.DataFrame, column: str, divisor: float, origin: Path, key: str) -> pl.DataFrame:
-    """Cast a numeric-seconds column to Float64 / divisor; a non-null unparsable value raises DataError."""
+TIMESTAMP_MIN = -62_135_596_800.0
+"""0001-01-01T00:00:00Z in seconds: the earliest time a timestamp may hold."""
+TIMESTAMP_MAX = 253_402_300_799.0
+"""9999-12-31T23:59:59Z in seconds: the latest time a timestamp may hold (later values are a wrong unit)."""
+_PLAUSIBLE_MAX = 4_102_444_800.0  # 2100-01-01, for guessing the unit of an out-of-range timestamp
+
+
+def _check_time_dtype(dtype: pl.DataType, column: str, origin: str | Path) -> None:
+    """Refuse timestamp columns that cannot hold times (booleans, lists, records)."""
+    if dtype == pl.Boolean or isinstance(dtype, pl.List | pl.Array | pl.Struct | pl.Object):
+        raise SchemaError(
+            f"{origin}: column {column!r} holds {dtype} values, not times; the timestamp column needs numbers "
+            "(seconds since 1970, or ms/us/ns with data.source.columns.timestamp_unit) or date strings "
+            "(timestamp_unit: datetime)"
+        )
+
+
+def _unit_hint(value: float, divisor: float, key: str) -> str:
+    """A hint naming the unit under which an out-of-range raw timestamp would be a plausible time."""
+    raw = value * divisor
+    for unit, div in _UNIT_DIVISOR.items():
+        if div > divisor and 0 <= raw / div <= _PLAUSIBLE_MAX:
+            if key.endswith("timestamp_unit"):
+                return f"; the values look like {unit}: set {key}: {unit}"
+            return f"; the values look like {unit}, not seconds"
+    return f"; fix the value (or set {key} to match the column)" if key.endswith("timestamp_unit") else ""
+
+
+def _time_range_error(origin: str | Path, column: str, row: int, raw: str, value: float, divisor: float,
+                      key: str) -> DataError:
+    return DataError(
+        f"{origin}: timestamp {raw} in column {column!r} at row {row} (1-based, header not counted) is "
+        f"{value:.4g} s since 1970, outside the years 1-9999{_unit_hint(value, divisor, key)}"
+    )
+
+
+def _seconds(
+    frame: pl.DataFrame, column: str, divisor: float, origin: Path, key: str, name: str | None = None
+) -> pl.DataFrame:
+    """Cast a numeric-seconds column to Float64 / divisor (``name``: the column's name in the file, for messages).
+
+    Raises:
+        SchemaError: the column holds booleans, lists or records.
+        DataError: a non-null value is unparsable, or a time is outside the years 1-9999 (a wrong unit: the
+            message suggests the unit under which the values are plausible).
+    """
     dtype = frame.schema[column]
+    shown = name or column
     if dtype == pl.Date or isinstance(dtype, pl.Datetime):
         return frame.with_columns(date_to_seconds(pl.col(column), dtype).alias(column))
+    _check_time_dtype(dtype, shown, origin)
     parsed = frame[column].cast(pl.Float64, strict=False)
     parsed = parsed.set((parsed.is_infinite() | parsed.is_nan()).fill_null(False), None)
     bad = parsed.is_null() & frame[column].is_not_null()
     if bad.any():
         row, value = first_bad_row(frame, column, parsed)
         raise DataError(
-            f"{origin}: cannot parse timestamp {value!r} in column {column!r} at row {row} (1-based, header not "
+            f"{origin}: cannot parse timestamp {value!r} in column {shown!r} at row {row} (1-based, header not "
             f"counted). Fix the value, or set {key} to match the column (s, ms, us, ns, or datetime for date strings)."
         )
-    return frame.with_columns((parsed / divisor).alias(column))
+    seconds = parsed / divisor
+    outside = ((seconds < TIMESTAMP_MIN) | (seconds > TIMESTAMP_MAX)).fill_null(False)
+    if outside.any():
+        j = int(outside.arg_max() or 0)
+        raw = str(frame.select(pl.col(column).cast(pl.String))[column][j])
+        raise _time_range_error(origin, shown, int(frame[ROW][j]) + 1, raw, float(seconds[j]), divisor, key)
+    return frame.with_columns(seconds.alias(column))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -559,14 +626,106 @@ _UNIT_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 _Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 
 
-def _split_multi(frame: _Frame, column: str, separator: str) -> _Frame:
+_OTHER_SEPARATORS = ("|", ",", ";", "/", "\t")
+"""Separators looked for when no value of a multi-valued column holds the configured one."""
+
+
+def _check_separator(frame: pl.LazyFrame, column: str, separator: str, origin: str | Path) -> None:
+    """Refuse a separator that no value uses while another common one is used by at least 10% of the values.
+
+    Raises:
+        ConfigError: names ``data.source.multi_value_separator``, the column, the file and the separator to set.
+    """
+    if frame.collect_schema()[column] != pl.String:
+        return
+    text = pl.col(column)
+    others = [c for c in _OTHER_SEPARATORS if c != separator]
+    counts = frame.select(
+        (text.is_not_null() & (text.str.strip_chars() != "")).sum().alias("_n"),
+        text.str.contains(separator, literal=True).fill_null(False).sum().alias("_sep"),
+        *[text.str.contains(c, literal=True).fill_null(False).sum().alias(f"_o{j}") for j, c in enumerate(others)],
+    ).collect(engine="streaming").row(0)
+    n, uses = int(counts[0] or 0), int(counts[1] or 0)
+    found = [(int(k or 0), c) for k, c in zip(counts[2:], others, strict=True)]
+    k, other = max(found) if found else (0, "")
+    if n == 0 or uses or k < max(1, 0.1 * n):
+        return
+    example = frame.filter(text.str.contains(other, literal=True)).select(text).head(1).collect().item()
+    raise ConfigError(
+        f"{origin}: no value of the multi-valued column {column!r} contains data.source.multi_value_separator "
+        f"{separator!r}, but {k} of {n} values contain {other!r} (e.g. {example!r}); set "
+        f"data.source.multi_value_separator: {other!r} (or remove {column!r} from data.source.multi_valued)"
+    )
+
+
+def _split_multi(frame: _Frame, column: str, separator: str, origin: str | Path = "") -> _Frame:
+    """Split a multi-valued text column into a list of labels.
+
+    Each value is split at ``separator`` (a literal string, may be several characters), every label is stripped
+    of surrounding whitespace, and empty labels are dropped: with ``|``, ``"a|b"``, ``" a | b "``, ``"a||b"`` and
+    ``"a|b|"`` all give ``["a", "b"]``, while ``""`` and ``"|"`` give no label (``[]``) and null stays null. A
+    value without the separator is one label. List columns (Parquet/JSON) are kept, their elements as text.
+
+    Raises:
+        ConfigError: no value uses ``separator`` but many use another common one (see :func:`_check_separator`).
+    """
     dtype = frame.collect_schema()[column]
     if isinstance(dtype, pl.List):
         return frame.with_columns(pl.col(column).list.eval(pl.element().cast(pl.String)))
+    _check_separator(frame.lazy().with_columns(pl.col(column).cast(pl.String)), column, separator, origin)
     return frame.with_columns(
         pl.col(column).cast(pl.String).str.split(separator).list.eval(pl.element().str.strip_chars())
         .list.filter(pl.element() != "").alias(column)
     )
+
+
+def _duration_counts(frame: pl.LazyFrame) -> tuple[pl.Expr, dict[str, int]]:
+    """The cleaned ``duration`` expression and the counts of values it sets to null, by reason."""
+    raw = pl.col(DURATION)
+    dur = raw.cast(pl.Float64, strict=False)
+    unparsable = dur.is_null() & raw.is_not_null()
+    invalid = dur.is_not_null() & (dur.is_nan() | dur.is_infinite() | (dur < 0))
+    absurd = dur.is_not_null() & dur.is_finite() & (dur > DURATION_MAX)
+    row = frame.select(
+        unparsable.sum().alias("unparsable"), invalid.sum().alias("invalid"), absurd.sum().alias("absurd"),
+        raw.is_not_null().sum().alias("present"),
+    ).collect(engine="streaming").row(0, named=True)
+    counts = {k: int(v or 0) for k, v in row.items()}
+    return pl.when(invalid | absurd).then(None).otherwise(dur), counts
+
+
+def _clean_duration(frame: _Frame, origin: str | Path, column: str | None, report: dict[str, int]) -> _Frame:
+    """Repair the ``duration`` column: text, NaN, infinite, negative and absurd (> ``DURATION_MAX``) values become
+    null (filled with the training median later) and are counted: ``duration_invalid_set_null`` (all of them), of
+    which ``duration_unparsable_set_null`` (text) and ``duration_absurd_set_null`` (too large).
+
+    Raises:
+        SchemaError: the column holds lists or records, or no value at all is a number (a text column mapped by
+            mistake); the message names the file, the column, the first row and the key.
+    """
+    dtype = frame.collect_schema()[DURATION]
+    if isinstance(dtype, pl.List | pl.Array | pl.Struct | pl.Object):
+        raise SchemaError(
+            f"{origin}: column {column!r} (data.source.columns.duration) holds {dtype} values; the engagement "
+            "column needs one number per event (seconds watched, dwell time, rating), or set it to null"
+        )
+    expr, counts = _duration_counts(frame.lazy())
+    if counts["present"] and counts["unparsable"] == counts["present"]:
+        first = (frame.lazy().filter(pl.col(DURATION).is_not_null()).select(pl.col(ROW), pl.col(DURATION).cast(pl.String))
+                 .head(1).collect().row(0))
+        raise SchemaError(
+            f"{origin}: column {column!r} (data.source.columns.duration) holds no numbers: the first value "
+            f"{first[1]!r} at row {int(first[0]) + 1} is text. Point data.source.columns.duration at a numeric "
+            "engagement column (seconds watched, dwell time, rating), or set it to null"
+        )
+    n_bad = counts["unparsable"] + counts["invalid"] + counts["absurd"]
+    if n_bad:
+        report["duration_invalid_set_null"] = n_bad
+    if counts["unparsable"]:
+        report["duration_unparsable_set_null"] = counts["unparsable"]
+    if counts["absurd"]:
+        report["duration_absurd_set_null"] = counts["absurd"]
+    return frame.with_columns(expr.alias(DURATION))
 
 
 def _parse_dates(frame: pl.DataFrame, column: str, origin: Path, report: dict[str, int]) -> pl.DataFrame:
@@ -632,22 +791,17 @@ def _table(source: SourceConfig) -> RawData:
             frame = frame.with_columns(parsed.alias(TIMESTAMP))
         else:
             frame = _seconds(frame, TIMESTAMP, _UNIT_DIVISOR[cm.timestamp_unit], path,
-                             "data.source.columns.timestamp_unit")
+                             "data.source.columns.timestamp_unit", cm.timestamp)
     if DURATION in frame.columns:
-        dur = frame[DURATION].cast(pl.Float64, strict=False)
-        invalid = dur.is_not_null() & (dur.is_nan() | dur.is_infinite() | (dur < 0))
-        unparsable = dur.is_null() & frame[DURATION].is_not_null()
-        n_invalid = int((invalid | unparsable).sum())
-        if n_invalid:
-            report["duration_invalid_set_null"] = n_invalid
-        frame = frame.with_columns(dur.set(invalid, None).alias(DURATION))
+        frame = _clean_duration(frame, path, cm.duration, report)
     items = _table_items(source, report) if source.items_path is not None else None
     item_cols = set(items.columns) if items is not None else set()
+    items_origin = Path(source.items_path or "").expanduser()
     for column in source.multi_valued:
         if column in frame.columns:
-            frame = _split_multi(frame, column, source.multi_value_separator)
+            frame = _split_multi(frame, column, source.multi_value_separator, path)
         if items is not None and column in items.columns:
-            items = _split_multi(items, column, source.multi_value_separator)
+            items = _split_multi(items, column, source.multi_value_separator, items_origin)
         if column not in frame.columns and column not in item_cols:
             raise ConfigError(
                 f"data.source.multi_valued names {column!r}, which is neither an interaction column "
@@ -693,32 +847,58 @@ def _table_items(source: SourceConfig, report: dict[str, int]) -> pl.DataFrame:
 
 def _scan_file(path: Path, key: str, string_columns: Sequence[str]) -> pl.LazyFrame | None:
     """A lazy scan of a CSV/TSV/Parquet/JSONL table with ids as text (as :func:`read_table` reads it), or None
-    for formats read whole (a ``.json`` file).
+    for files read whole (a ``.json`` file, or JSON lines Polars cannot parse, e.g. integers beyond 64 bits).
+
+    Every value is parsed once here (a streaming pass), so a CSV value that does not fit the type inferred from
+    the first rows is found now: the scan is then redone with types inferred from every row, as
+    :func:`~intentrec.data.io.read_csv_checked` does.
 
     Raises:
-        DataError: the file is missing, empty, unreadable, or has no rows.
+        SchemaError: a CSV/TSV header names a column twice.
+        DataError: the file is missing, empty, not UTF-8, unreadable, or has no rows.
     """
     check_file(path, key)
     fmt = table_format(path)
     if fmt == "json":
         return None
-    try:
+    if fmt != "parquet":
+        check_utf8(path, key)
+    sep = "," if fmt == "csv" else "\t"
+    overrides: dict[str, type[pl.DataType]] = {}
+    if fmt in {"csv", "tsv"}:
+        header = csv_header(path, sep)
+        check_header(header, path)
+        overrides = {c: pl.String for c in string_columns if c in header}
+
+    def open_scan(infer: int | None) -> tuple[pl.LazyFrame, pl.Schema, int]:
         if fmt == "parquet":
             lazy = pl.scan_parquet(path)
         elif fmt in {"csv", "tsv"}:
-            sep = "," if fmt == "csv" else "\t"
-            header = pl.read_csv(path, separator=sep, n_rows=0, infer_schema=False).columns
-            overrides = {c: pl.String for c in string_columns if c in header}
-            lazy = pl.scan_csv(path, separator=sep, schema_overrides=overrides, infer_schema_length=10_000,
-                               encoding="utf8-lossy")
+            lazy = pl.scan_csv(path, separator=sep, schema_overrides=overrides, infer_schema_length=infer)
         else:
-            lazy = pl.scan_ndjson(path, infer_schema_length=10_000)
+            lazy = pl.scan_ndjson(path, infer_schema_length=infer)
         schema = lazy.collect_schema()
-        rows = lazy.select(pl.len()).collect(engine="streaming").item()
+        if fmt == "parquet":
+            return lazy, schema, int(lazy.select(pl.len()).collect(engine="streaming").item())
+        parsed = lazy.select(pl.len().alias("_n"), *[pl.col(c).null_count() for c in schema.names()])
+        return lazy, schema, int(parsed.collect(engine="streaming")["_n"][0])  # parses every value
+
+    try:
+        try:
+            lazy, schema, rows = open_scan(10_000)
+        except pl.exceptions.ComputeError as err:
+            if fmt == "ndjson":
+                return None  # read whole with Python's JSON parser (read_table)
+            if fmt not in {"csv", "tsv"} or not is_parse_error(err):
+                raise
+            lazy, schema, rows = open_scan(None)
     except (pl.exceptions.PolarsError, OSError, ValueError) as err:
-        raise DataError(f"cannot read {path}: {err} (check that it is a valid {fmt} file)") from None
+        if fmt in {"csv", "tsv"}:
+            raise csv_error(path, sep, err) from None
+        raise DataError(f"cannot read {path}: {polars_reason(err)} (check that it is a valid {fmt} file)") from None
     if rows == 0:
         raise DataError(f"{path} has no data rows (only a header or an empty table); point {key} at a file with data")
+    check_id_columns(schema, string_columns, path)
     casts = [pl.col(c).cast(pl.String) for c in string_columns if c in schema and schema[c] != pl.String]
     return lazy.with_columns(casts) if casts else lazy
 
@@ -804,33 +984,38 @@ def _scan_table(source: SourceConfig) -> RawScan | None:
                 )
             frame = frame.with_columns(parsed.alias(TIMESTAMP))
         else:
+            _check_time_dtype(dtype, str(cm.timestamp), path)
             number = pl.col(TIMESTAMP).cast(pl.Float64, strict=False)
             parsed = pl.when(number.is_infinite() | number.is_nan()).then(None).otherwise(number)
             bad = parsed.is_null() & pl.col(TIMESTAMP).is_not_null()
-            if _counts(frame, [_Check("bad", bad)])["bad"]:
+            divisor = _UNIT_DIVISOR[cm.timestamp_unit]
+            seconds = parsed / divisor
+            outside = ((seconds < TIMESTAMP_MIN) | (seconds > TIMESTAMP_MAX)).fill_null(False)
+            counts = _counts(frame, [_Check("bad", bad), _Check("outside", outside)])
+            if counts["bad"]:
                 row, value = _first_bad(frame, bad, TIMESTAMP)
                 raise DataError(
-                    f"{path}: cannot parse timestamp {value!r} in column {TIMESTAMP!r} at row {row} (1-based, "
+                    f"{path}: cannot parse timestamp {value!r} in column {cm.timestamp!r} at row {row} (1-based, "
                     "header not counted). Fix the value, or set data.source.columns.timestamp_unit to match the "
                     "column (s, ms, us, ns, or datetime for date strings)."
                 )
-            frame = frame.with_columns((parsed / _UNIT_DIVISOR[cm.timestamp_unit]).alias(TIMESTAMP))
+            if counts["outside"]:
+                row, value = _first_bad(frame, outside, TIMESTAMP)
+                first = float(frame.filter(outside).select(seconds).head(1).collect().item())
+                raise _time_range_error(path, str(cm.timestamp), row, value, first, divisor,
+                                        "data.source.columns.timestamp_unit")
+            frame = frame.with_columns(seconds.alias(TIMESTAMP))
     if DURATION in schema:
-        dur = pl.col(DURATION).cast(pl.Float64, strict=False)
-        invalid = dur.is_not_null() & (dur.is_nan() | dur.is_infinite() | (dur < 0))
-        unparsable = dur.is_null() & pl.col(DURATION).is_not_null()
-        n_invalid = _counts(frame, [_Check("n", invalid | unparsable)])["n"]
-        if n_invalid:
-            report["duration_invalid_set_null"] = n_invalid
-        frame = frame.with_columns(pl.when(invalid).then(None).otherwise(dur).alias(DURATION))
+        frame = _clean_duration(frame, path, cm.duration, report)
     items = _table_items(source, report) if source.items_path is not None else None
     item_cols = set(items.columns) if items is not None else set()
+    items_origin = Path(source.items_path or "").expanduser()
     for column in source.multi_valued:
         columns = frame.collect_schema().names()
         if column in columns:
-            frame = _split_multi(frame, column, source.multi_value_separator)
+            frame = _split_multi(frame, column, source.multi_value_separator, path)
         if items is not None and column in items.columns:
-            items = _split_multi(items, column, source.multi_value_separator)
+            items = _split_multi(items, column, source.multi_value_separator, items_origin)
         if column not in columns and column not in item_cols:
             raise ConfigError(
                 f"data.source.multi_valued names {column!r}, which is neither an interaction column "

@@ -5,6 +5,13 @@ input files' (path, size, mtime_ns) and the cache format version. Entries are wr
 renamed into place, so a reader never sees half an entry; an entry that fails to load or to pass its consistency
 checks is ignored (and rebuilt by the caller), never trusted.
 
+Crash safety: ``meta.json`` is written last and lists every array file with its size and sha256 (the manifest);
+the files and folder are fsynced before the rename. Loading checks every size and checksum before mapping anything
+(about 0.7 s per GB of arrays in the page cache), so a truncated, zero-filled or modified entry is rebuilt, not
+used. A process killed while building leaves only its temporary folder (``.<key[:12]>-<pid>@<host>-<random>``,
+hidden, never read); the next build in the same cache folder deletes the temporary folders whose process is gone
+(same host only).
+
 Arrays are loaded as read-only memory maps (``np.load(mmap_mode="r")``): a training process maps the prepared
 sequences instead of reading them, so its memory holds only the pages it touches. Writing into them raises
 (``ValueError: assignment destination is read-only``); copy a slice before changing it.
@@ -15,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -26,6 +35,7 @@ import numpy as np
 
 from intentrec.config import DataConfig
 from intentrec.errors import IntentRecError
+from intentrec.fsutil import fsync_dir
 from intentrec.structs import DataSpec, EncodedSequences, Split
 from intentrec.vocab import vocabs_from_json, vocabs_to_json
 
@@ -43,9 +53,14 @@ __all__ = [
     "write_meta",
 ]
 
-CACHE_FORMAT = 3
-"""Bump when the prepared layout or its semantics change (invalidates old entries). 3: one ``.npy`` per array."""
+CACHE_FORMAT = 4
+"""Bump when the prepared layout or its semantics change (invalidates old entries). 3: one ``.npy`` per array;
+4: ``meta.json`` lists each array file's size and sha256."""
 _META = "meta.json"
+_FILES = "files"
+"""The manifest in ``meta.json``: ``{file name: {"bytes": size, "sha256": hex digest}}`` of every array file."""
+_HASH_CHUNK = 1 << 20
+_TEMP_OWNER = re.compile(r"^\.[0-9a-f]{12}-(\d+)@([0-9a-f]{8})-")
 ARRAY_NAMES = (
     "offsets", "item_idx", "timestamps", "duration", "session", "numeric", "train_len", "val_targets", "test_targets",
 )
@@ -89,18 +104,90 @@ def cache_key(cfg: DataConfig, files: Sequence[Path]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=True).encode("utf-8")).hexdigest()
 
 
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
+def _process_gone(pid: int) -> bool:
+    """True only when no process ``pid`` exists on this machine (POSIX; elsewhere never)."""
+    if os.name != "posix" or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: existence check, nothing is sent
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. PermissionError: it exists under another user
+        return False
+    return False
+
+
+def _remove_dead_temporaries(root: Path) -> list[Path]:
+    """Delete the temporary entry folders in ``root`` whose writer process, on this host, no longer exists."""
+    host, removed = _host_tag(), []
+    for child in root.iterdir():
+        match = _TEMP_OWNER.match(child.name)
+        if match is None or match.group(2) != host or int(match.group(1)) == os.getpid():
+            continue
+        if child.is_dir() and _process_gone(int(match.group(1))):
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    return removed
+
+
 def begin_entry(root: Path, key: str) -> Path:
     """Create the temporary folder of a new entry (renamed into place by :func:`commit_entry`).
+
+    The folder's name carries this process's id and a hash of the host name; temporary folders of processes that
+    no longer exist on this host (killed while building) are deleted first.
 
     Raises:
         OSError: the cache folder cannot be created.
     """
     root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=root))
+    _remove_dead_temporaries(root)
+    return Path(tempfile.mkdtemp(prefix=f".{key[:12]}-{os.getpid()}@{_host_tag()}-", dir=root))
+
+
+def _sha256_synced(path: Path) -> str:
+    """sha256 of a file's bytes, after flushing it to disk."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_names(n_categorical: int) -> list[str]:
+    return [array_path(Path(), name).name for name in (*ARRAY_NAMES, *(f"cat_{j}" for j in range(n_categorical)))]
+
+
+def _verified(folder: Path, meta: dict[str, Any]) -> bool:
+    """Whether the manifest lists exactly the entry's array files and each has its recorded size and sha256."""
+    files = meta.get(_FILES)
+    if not isinstance(files, dict) or sorted(files) != sorted(_file_names(len(meta["categorical"]))):
+        return False
+    for name, entry in files.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != int(entry["bytes"]):
+            return False
+    for name, entry in files.items():
+        digest = hashlib.sha256()
+        with open(folder / name, "rb") as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                digest.update(chunk)
+        if digest.hexdigest() != entry["sha256"]:
+            return False
+    return True
 
 
 def write_meta(folder: Path, key: str, data: EncodedSequences, extra: dict[str, Any]) -> None:
-    """Write ``meta.json`` (ids, vocabularies, spec, split facts, ``extra``) for ``data`` into an entry folder."""
+    """Write ``meta.json`` (ids, vocabularies, spec, split facts, ``extra`` and the manifest of the array files,
+    which must all be written already) for ``data`` into an entry folder, last; flushes everything to disk."""
+    files = {
+        name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256_synced(folder / name)}
+        for name in _file_names(len(data.categorical))
+    }
     meta = {
         "format": CACHE_FORMAT,
         "fingerprint": key,
@@ -113,8 +200,13 @@ def write_meta(folder: Path, key: str, data: EncodedSequences, extra: dict[str, 
         "duration_median": data.duration_median,
         "item_names": list(data.item_names),
         "extra": extra,
+        _FILES: files,
     }
-    (folder / _META).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    with open(folder / _META, "x", encoding="utf-8") as fh:
+        fh.write(json.dumps(meta, ensure_ascii=False))
+        fh.flush()
+        os.fsync(fh.fileno())
+    fsync_dir(folder)
 
 
 def commit_entry(root: Path, key: str, tmp: Path) -> Path:
@@ -135,6 +227,7 @@ def commit_entry(root: Path, key: str, tmp: Path) -> Path:
             return final
         shutil.rmtree(final, ignore_errors=True)  # a corrupt entry: replace it with the one just built
         os.replace(tmp, final)
+    fsync_dir(root)
     return final
 
 
@@ -181,7 +274,9 @@ def load_array(path: Path, mmap: bool = True) -> np.ndarray:
 
 
 def load_entry(folder: Path, key: str, *, mmap: bool = True) -> tuple[EncodedSequences, dict[str, Any]] | None:
-    """Load the entry in ``folder`` (a committed entry or a complete temporary one), or None when unusable.
+    """Load the entry in ``folder`` (a committed entry or a complete temporary one), or None when unusable: no
+    ``meta.json``, another format or key, an array file missing or differing from the manifest's size or sha256, or
+    arrays inconsistent with the metadata.
 
     Args:
         folder: the entry folder.
@@ -195,7 +290,7 @@ def load_entry(folder: Path, key: str, *, mmap: bool = True) -> tuple[EncodedSeq
         return None
     try:
         meta = json.loads((folder / _META).read_text(encoding="utf-8"))
-        if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != key:
+        if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != key or not _verified(folder, meta):
             return None
         names = [*ARRAY_NAMES, *(f"cat_{j}" for j in range(len(meta["categorical"])))]
         arrays = {name: load_array(array_path(folder, name), mmap) for name in names}

@@ -8,7 +8,7 @@ Layouts (others rely on them):
   training label first) with ``other`` (1) last, then 0-padding; at most ``MAX_LABELS_PER_EVENT`` (16) per row;
   ``L`` = the largest count of labels of any event (>= 1); an event with no labels is all zeros;
 * numeric: (N, F) float32 min-max scaled with training-event min/max, clipped to [0, 1], missing -> 0;
-* duration: (N,) float32, missing/NaN/negative filled with the training median.
+* duration: (N,) float32, missing/NaN/negative/absurd (> ``DURATION_MAX``) filled with the training median.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from intentrec.data.io import date_to_seconds
-from intentrec.data.schema import DURATION
+from intentrec.data.schema import DURATION, DURATION_MAX
 from intentrec.errors import ConfigError
 from intentrec.vocab import PAD_IDX, UNK_IDX, ItemVocab, LabelVocab
 
@@ -154,6 +154,15 @@ def numeric_expr(frame: pl.DataFrame, column: str, key: str) -> pl.Expr:
         return date_to_seconds(pl.col(column), dtype)
     if dtype.is_numeric():
         return pl.col(column).cast(pl.Float64)
+    if dtype == pl.String:
+        number = pl.col(column).cast(pl.Float64, strict=False)
+        text = frame.select(pl.col(column).filter(number.is_null() & pl.col(column).is_not_null()).first()).item()
+        numbers = int(frame.select(number.is_not_null().sum()).item())
+        if numbers and text is not None:
+            raise ConfigError(
+                f"{key} = {column!r} holds numbers mixed with text (e.g. {text!r}); fix or blank those values in the "
+                "data (a missing value is scaled to 0), or list the column under data.features.categorical"
+            )
     raise ConfigError(
         f"{key} = {column!r} has type {dtype}, not numbers; list it under data.features.categorical instead"
     )
@@ -224,8 +233,9 @@ def duration_values(frame: pl.DataFrame) -> np.ndarray | None:
 
 
 def valid_duration(d: np.ndarray) -> np.ndarray:
-    """(N,) bool: the engagement value is finite and not negative."""
-    return np.isfinite(d) & (d >= 0)
+    """(N,) bool: the engagement value is finite, not negative and at most ``DURATION_MAX``."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(d) & (d >= 0) & (d <= DURATION_MAX)
 
 
 def usable_median(median: float | None) -> float:
@@ -246,7 +256,7 @@ def encode_duration(frame: pl.DataFrame, train: np.ndarray, report: dict[str, in
     Args:
         frame: the event frame.
         train: (N,) bool training-event mask.
-        report: receives ``duration_filled_with_median`` (null, NaN or negative values replaced).
+        report: receives ``duration_filled_with_median`` (null, NaN, negative or absurd values replaced).
 
     Returns:
         ``(duration, median)``: (N,) float32 (1.0 everywhere when there is no ``duration`` column) and the median

@@ -3,10 +3,25 @@
 The format is chosen by extension: ``.csv`` (comma), ``.tsv``/``.tab`` (tab), ``.parquet``/``.pq`` (also
 ``*.parquet.snappy``), ``.jsonl``/``.ndjson`` (one JSON object per line) and ``.json`` (JSON lines or an array of
 objects).
+
+Bad input is refused with the file, the line or row and the fix, never silently altered:
+
+* text files (CSV/TSV/JSON) must be UTF-8: the first invalid byte is reported with its line, byte offset and
+  (CSV/TSV) column, and the hint to re-encode the file (:func:`check_utf8`); nothing is decoded lossily;
+* a CSV/TSV header that names a column twice is a :class:`~intentrec.errors.SchemaError`;
+* CSV/TSV column types are inferred from the first 10,000 rows; when a later value does not fit (text in a
+  number column), the file is read again with types inferred from every row, so the column's own check (e.g. an
+  unparsable timestamp) reports the exact row instead of a parser error;
+* a line with more or fewer fields than the header is reported by line number;
+* JSON integers beyond 64 bits (e.g. 40-digit ids) are kept as their digits (text), never rounded.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +33,17 @@ from intentrec.errors import DataError, SchemaError
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "check_file",
+    "check_header",
+    "check_id_columns",
+    "check_utf8",
+    "csv_error",
+    "csv_header",
     "date_to_seconds",
     "first_bad_row",
+    "is_parse_error",
+    "polars_reason",
+    "read_csv_checked",
+    "read_json_records",
     "read_table",
     "read_text",
     "table_columns",
@@ -111,51 +135,282 @@ def table_columns(path: Path, key: str) -> list[str]:
             return pl.read_csv(path, separator=sep, n_rows=0, infer_schema=False).columns
         return read_table(path, key).columns
     except (pl.exceptions.PolarsError, OSError, ValueError) as err:
-        raise DataError(f"cannot read {path}: {err} (check that it is a valid {fmt} file)") from None
+        raise DataError(f"cannot read {path}: {polars_reason(err)} (check that it is a valid {fmt} file)") from None
+
+
+_UTF8_CHUNK = 1 << 23
+
+
+def _utf8_column(path: Path, line: bytes, fmt: str) -> str:
+    """Best effort: the column of a CSV/TSV line (or the JSON key) holding an invalid UTF-8 byte, as text."""
+    text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+    try:
+        if fmt in {"csv", "tsv"}:
+            sep = "," if fmt == "csv" else "\t"
+            with path.open("rb") as fh:
+                header_line = fh.readline().decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+            header = next(csv.reader([header_line], delimiter=sep))
+            fields = next(csv.reader([text], delimiter=sep))
+            for j, value in enumerate(fields):
+                if "\ufffd" in value:
+                    return f", column {header[j]!r}" if j < len(header) else f", field {j + 1}"
+        elif fmt in {"ndjson", "json"}:
+            doc = json.loads(text.strip().rstrip(","))
+            if isinstance(doc, dict):
+                for name, value in doc.items():
+                    if "\ufffd" in str(name) or "\ufffd" in str(value):
+                        return f", key {name!r}"
+    except (ValueError, StopIteration, csv.Error, OSError):
+        pass
+    return ""
+
+
+def check_utf8(path: Path, key: str) -> None:
+    """Check that a text table is valid UTF-8, reading it in chunks (memory bounded by one chunk).
+
+    Nothing is decoded lossily: an id with a stray Latin-1 byte would otherwise become a different id (and two
+    distinct ids could merge into one).
+
+    Args:
+        path: the file (CSV/TSV/JSON).
+        key: the config key that names it (for the message).
+
+    Raises:
+        DataError: the file holds a byte sequence that is not UTF-8; the message names the line (1-based, the
+            header is line 1), the byte offset, the column when it can be found, and how to re-encode the file.
+    """
+    fmt = table_format(path)
+    offset = 0  # file offset of buf[0]
+    lines = 0  # newlines before buf[0]
+    carry = b""
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(_UTF8_CHUNK)
+            buf = carry + chunk
+            if not buf:
+                return
+            try:
+                codecs.decode(buf, "utf-8")
+                good = len(buf)
+            except UnicodeDecodeError as err:
+                if chunk and err.reason == "unexpected end of data":  # a character cut by the chunk boundary
+                    good = err.start
+                else:
+                    start = buf.rfind(b"\n", 0, err.start) + 1
+                    end = buf.find(b"\n", err.start)
+                    line = buf[start:end if end >= 0 else len(buf)]
+                    where = _utf8_column(path, line, fmt)
+                    bad = buf[err.start:err.end]
+                    line_no = lines + buf.count(b"\n", 0, err.start) + 1
+                    raise DataError(
+                        f"{path}: line {line_no} is not valid UTF-8 (byte offset "
+                        f"{offset + err.start}, bytes {bad!r}{where}). Re-save the file as UTF-8, e.g. `iconv -f "
+                        f"latin1 -t utf-8 {path.name} > utf8-{path.name}` when it is Latin-1, and point {key} at the "
+                        "new file"
+                    ) from None
+            lines += buf.count(b"\n", 0, good)
+            offset += good
+            carry = buf[good:]
+            if not chunk:
+                return
+
+
+def polars_reason(err: BaseException) -> str:
+    """The first line of a Polars error, without its advice about Python arguments the user cannot set."""
+    text = str(err).strip()
+    first = text.splitlines()[0].strip() if text else type(err).__name__
+    return first.removesuffix(".")
+
+
+def check_header(names: Sequence[str], path: Path) -> None:
+    """Refuse a header that names a column twice (which of the two would be the user id?).
+
+    Raises:
+        SchemaError: a name appears more than once; the message lists the positions.
+    """
+    seen: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        seen.setdefault(name, []).append(j + 1)
+    for name, where in seen.items():
+        if len(where) > 1:
+            raise SchemaError(
+                f"{path}: the header names column {name!r} {len(where)} times (columns {where}); rename or drop "
+                "the extra column so that every column name is unique"
+            )
+
+
+def csv_header(path: Path, sep: str) -> list[str]:
+    """The raw header fields of a CSV/TSV file (duplicates kept, unlike Polars, which renames them)."""
+    with path.open("rb") as fh:
+        first = fh.readline().decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    try:
+        return next(csv.reader([first], delimiter=sep))
+    except (StopIteration, csv.Error):
+        return []
+
+
+def _ragged_line(path: Path, sep: str) -> str:
+    """Best effort: the first line whose number of fields differs from the header's (for an error message)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh, delimiter=sep)
+            header = next(reader, [])
+            for row in reader:
+                if row and len(row) != len(header):
+                    return (f"; line {reader.line_num} has {len(row)} fields but the header has {len(header)} "
+                            "(a missing or extra separator, or an unquoted separator inside a value)")
+    except (OSError, UnicodeDecodeError, csv.Error):
+        pass
+    return ""
+
+
+def is_parse_error(err: BaseException) -> bool:
+    """Whether a Polars error is a value that does not fit the column type inferred from the first rows."""
+    return "could not parse" in str(err) or "invalid primitive value" in str(err)
+
+
+def read_csv_checked(path: Path, sep: str, string_columns: Sequence[str] = ()) -> pl.DataFrame:
+    """Read a UTF-8 CSV/TSV (checked by the caller) with ``string_columns`` as text.
+
+    Types come from the first 10,000 rows; when a later value does not fit, the file is read again with types
+    inferred from every row (so a number column with a stray word becomes text, and its own check names the row).
+
+    Raises:
+        SchemaError: the header names a column twice.
+        DataError: the file cannot be parsed (the message names the first ragged line when there is one).
+    """
+    names = csv_header(path, sep)
+    check_header(names, path)
+    overrides = {c: pl.String for c in string_columns if c in names}
+    try:
+        try:
+            return pl.read_csv(path, separator=sep, schema_overrides=overrides, infer_schema_length=10_000)
+        except pl.exceptions.ComputeError as err:
+            if not is_parse_error(err):
+                raise
+        return pl.read_csv(path, separator=sep, schema_overrides=overrides, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as err:
+        raise csv_error(path, sep, err) from None
+
+
+def csv_error(path: Path, sep: str, err: BaseException) -> DataError:
+    """The error for a CSV/TSV file Polars cannot parse: its reason, and the first ragged line when there is one."""
+    return DataError(
+        f"cannot read {path}: {polars_reason(err)}{_ragged_line(path, sep)} (check that it is a valid "
+        f"{'comma' if sep == ',' else 'tab'}-separated file with one header line)"
+    )
+
+
+def _json_int(text: str) -> int | str:
+    """JSON integers that fit 64 bits stay integers; longer ones (e.g. 40-digit ids) keep their digits as text."""
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else text
+
+
+def read_json_records(path: Path) -> pl.DataFrame:
+    """Read JSON lines or a JSON array of objects with Python's parser (the fallback when Polars cannot, e.g. for
+    integers beyond 64 bits, which are kept as text).
+
+    Raises:
+        DataError: a line (or the array) is not valid JSON, or a record is not an object; the message names the line.
+    """
+    text = path.read_text(encoding="utf-8")
+    records: list[Any] = []
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text, parse_int=_json_int)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+        lines: list[int] = list(range(1, len(records) + 1))
+        what = "element"
+    else:
+        lines = []
+        for n, line in enumerate(io.StringIO(text), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line, parse_int=_json_int))
+            except json.JSONDecodeError as err:
+                raise DataError(
+                    f"{path}: line {n} is not valid JSON ({err.msg} at column {err.pos + 1}); each line must hold one "
+                    "JSON object"
+                ) from None
+            lines.append(n)
+        what = "line"
+    for n, record in zip(lines, records, strict=True):
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: {what} {n} is a JSON {type(record).__name__}, not an object of column values")
+    try:
+        return pl.DataFrame(records, infer_schema_length=None, strict=False)
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as err:
+        raise DataError(f"cannot read {path}: {polars_reason(err)} (values of a column must share one type)") from None
+
+
+def _nested(dtype: pl.DataType) -> bool:
+    return isinstance(dtype, pl.List | pl.Array | pl.Struct | pl.Object)
+
+
+def check_id_columns(schema: Mapping[str, pl.DataType], columns: Sequence[str], path: Path) -> None:
+    """Refuse id columns that hold lists or records (an id is one string or integer per row).
+
+    Raises:
+        SchemaError: names the file, the column and its type.
+    """
+    for c in columns:
+        if c in schema and _nested(schema[c]):
+            raise SchemaError(
+                f"{path}: column {c!r} holds {schema[c]} values, but an id column needs one value per row (a "
+                "string or an integer); flatten the file or point the config at another column"
+            )
 
 
 def read_table(path: Path, key: str, *, string_columns: Sequence[str] = ()) -> pl.DataFrame:
     """Read a CSV/TSV/Parquet/JSONL file into a Polars frame.
 
     Args:
-        path: the file; the format follows the extension.
+        path: the file; the format follows the extension. Text formats must be UTF-8.
         key: the config key that names the file (for messages).
         string_columns: columns read (CSV/TSV) or cast (other formats) as Utf8 — id columns, so that ``007``
-            keeps its leading zeros and ids are never assumed integer.
+            keeps its leading zeros and ids are never assumed integer (nor rounded: JSON integers beyond 64 bits
+            keep their digits).
 
     Returns:
         The table, with at least one row.
 
     Raises:
-        DataError: the file is missing, empty, unreadable, or has no rows.
+        SchemaError: a CSV/TSV header names a column twice, or an id column holds lists or records.
+        DataError: the file is missing, empty, not UTF-8, unreadable, or has no rows.
     """
     check_file(path, key)
     fmt = table_format(path)
+    if fmt != "parquet":
+        check_utf8(path, key)
     try:
         if fmt == "parquet":
             frame = pl.read_parquet(path)
         elif fmt in {"csv", "tsv"}:
-            sep = "," if fmt == "csv" else "\t"
-            header = pl.read_csv(path, separator=sep, n_rows=0, infer_schema=False).columns
-            overrides = {c: pl.String for c in string_columns if c in header}
-            frame = pl.read_csv(
-                path, separator=sep, schema_overrides=overrides, infer_schema_length=10_000, encoding="utf8-lossy"
-            )
-        elif fmt == "ndjson":
-            frame = pl.read_ndjson(path, infer_schema_length=10_000)
+            frame = read_csv_checked(path, "," if fmt == "csv" else "\t", string_columns)
         else:
-            text = path.read_text(encoding="utf-8").lstrip()
-            frame = pl.read_json(path) if text.startswith("[") else pl.read_ndjson(path, infer_schema_length=10_000)
+            try:
+                if fmt == "ndjson" or not path.read_text(encoding="utf-8").lstrip().startswith("["):
+                    frame = pl.read_ndjson(path, infer_schema_length=10_000)
+                else:
+                    frame = pl.read_json(path)
+            except (pl.exceptions.PolarsError, ValueError):
+                frame = read_json_records(path)  # Python's parser: ids beyond 64 bits, and line numbers in errors
     except (pl.exceptions.PolarsError, OSError, ValueError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read {path}: {err} (check that it is a valid {fmt} file)") from None
+        raise DataError(f"cannot read {path}: {polars_reason(err)} (check that it is a valid {fmt} file)") from None
     if frame.height == 0:
         raise DataError(f"{path} has no data rows (only a header or an empty table); point {key} at a file with data")
+    check_id_columns(frame.schema, string_columns, path)
     casts = [pl.col(c).cast(pl.String) for c in string_columns if c in frame.columns and frame.schema[c] != pl.String]
     if casts:
         try:
             frame = frame.with_columns(casts)
         except pl.exceptions.PolarsError as err:
-            raise SchemaError(f"{path}: cannot read id columns {list(string_columns)} as text: {err}") from None
+            raise SchemaError(
+                f"{path}: cannot read id columns {list(string_columns)} as text: {polars_reason(err)}"
+            ) from None
     return frame
 
 

@@ -12,6 +12,8 @@ Every adapter turns its source into two canonical Polars frames:
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,12 +24,14 @@ from intentrec.errors import SchemaError
 __all__ = [
     "ACTION",
     "DURATION",
+    "DURATION_MAX",
     "INTERNAL_PREFIX",
     "ITEM_ID",
     "ROW",
     "SESSION_ID",
     "TIMESTAMP",
     "USER_ID",
+    "closest_column",
     "public_columns",
     "require_columns",
     "validate_interactions",
@@ -43,6 +47,9 @@ SESSION_ID = "session_id"
 ROW = "_row"
 INTERNAL_PREFIX = "_"
 """Columns starting with an underscore are bookkeeping, never attributes."""
+DURATION_MAX = 1e10
+"""Engagement values above this are absurd in any unit (317 years in seconds, 116 days in milliseconds): they are
+treated as invalid (set to null and counted, then filled with the training median), like NaN and negatives."""
 
 _INTERACTION_DTYPES: dict[str, type[pl.DataType] | pl.DataType] = {
     USER_ID: pl.String,
@@ -62,6 +69,30 @@ def public_columns(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if not c.startswith(INTERNAL_PREFIX)]
 
 
+def _normalised(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def closest_column(wanted: str, available: Iterable[str]) -> str | None:
+    """The available column most likely meant by ``wanted`` (``userId`` for ``user_id``), or None.
+
+    A name equal up to case, ``_``, ``-``, spaces and dots wins; otherwise the closest by :mod:`difflib` (ratio
+    >= 0.6).
+    """
+    have = list(available)
+    key = _normalised(wanted)
+    for name in have:
+        if key and _normalised(name) == key:
+            return name
+    close = difflib.get_close_matches(wanted, have, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    by_key = difflib.get_close_matches(key, [_normalised(n) for n in have], n=1, cutoff=0.6)
+    if by_key:
+        return next(n for n in have if _normalised(n) == by_key[0])
+    return None
+
+
 def require_columns(
     available: Iterable[str], required: Mapping[str, str], *, origin: str | Path, what: str = "file"
 ) -> None:
@@ -74,14 +105,19 @@ def require_columns(
         what: what the table is ("interactions file", "item file"), for the message.
 
     Raises:
-        SchemaError: a column is missing; the message names it, the file, the available columns and the key to set.
+        SchemaError: a column is missing; the message names it, the file, the available columns, the closest
+            available name (a column another required field already uses is never suggested) and the key to set.
     """
     have = list(available)
     for column, key in required.items():
         if column not in have:
+            spare = [c for c in public_columns(have) if c not in required]
+            guess = closest_column(column, spare)
+            hint = (f"Did you mean {guess!r}? Fix: set {key}: {guess} (or rename the column to {column!r})."
+                    if guess is not None else
+                    f"Fix: set {key} to the name of the column that holds this field.")
             raise SchemaError(
-                f"{what} {origin}: column {column!r} not found. Available columns: {have}. "
-                f"Fix: set {key} to the name of the column that holds this field."
+                f"{what} {origin}: column {column!r} not found. Available columns: {have}. {hint}"
             )
 
 

@@ -203,7 +203,10 @@ def _first_in_window(in_window: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):  # outside the years 1-9999 (the adapters refuse such times)
+        return f"{t:.6g} s"
 
 
 def drop_cold_targets(plan: SplitPlan, offsets: np.ndarray, item_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:

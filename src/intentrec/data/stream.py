@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from intentrec.data.io import check_file, date_to_seconds, table_format
+from intentrec.data.io import check_file, check_utf8, date_to_seconds, polars_reason, table_format
 from intentrec.data.schema import ITEM_ID, SESSION_ID, TIMESTAMP, USER_ID
 from intentrec.errors import DataError, SchemaError
 
@@ -48,17 +48,18 @@ class History:
 def _scan(path: Path, key: str) -> pl.LazyFrame:
     check_file(path, key)
     fmt = table_format(path)
+    if fmt != "parquet":
+        check_utf8(path, key)  # text must be UTF-8: a lossy decode could turn an id into another one
     try:
         if fmt == "parquet":
             return pl.scan_parquet(path)
         if fmt in {"csv", "tsv"}:
-            return pl.scan_csv(path, separator="," if fmt == "csv" else "\t", infer_schema_length=10_000,
-                               encoding="utf8-lossy")
+            return pl.scan_csv(path, separator="," if fmt == "csv" else "\t", infer_schema_length=10_000)
         if fmt == "ndjson":
             return pl.scan_ndjson(path, infer_schema_length=10_000)
         return pl.read_json(path).lazy()  # a JSON array is read whole
     except (pl.exceptions.PolarsError, OSError, ValueError) as err:
-        raise DataError(f"cannot read {path}: {err} (check that it is a valid {fmt} file)") from None
+        raise DataError(f"cannot read {path}: {polars_reason(err)} (check that it is a valid {fmt} file)") from None
 
 
 def count_rows(path: str | os.PathLike[str]) -> int:

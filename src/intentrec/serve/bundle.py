@@ -12,11 +12,14 @@ A bundle is a directory ::
 
 It is written to a temporary sibling and renamed into place, so a reader never sees half a bundle. Loading checks
 the format, the version and every checksum before reading anything, and never unpickles: weights and tables are
-safetensors, the rest JSON.
+safetensors, the rest JSON. ``bundle.json`` carries the sha256 of its own content (``manifest_sha256``, over the
+other keys), so an edited config, spec or rule table is refused too (a bundle written before this key existed is
+loaded without that check).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -44,6 +47,7 @@ __all__ = [
     "BUNDLE_FILE",
     "BUNDLE_FORMAT",
     "BUNDLE_VERSION",
+    "MANIFEST_DIGEST",
     "ONNX_FILE",
     "Bundle",
     "is_bundle",
@@ -54,6 +58,7 @@ __all__ = [
 BUNDLE_FORMAT = "intentrec-bundle"
 BUNDLE_VERSION = 1
 BUNDLE_FILE = "bundle.json"
+MANIFEST_DIGEST = "manifest_sha256"
 WEIGHTS_FILE = "model.safetensors"
 ITEMS_FILE = "items.safetensors"
 VOCAB_FILE = "vocabs.json"
@@ -133,6 +138,13 @@ def _live_from(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Live
     )
 
 
+def _manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 of a manifest's content (every key but :data:`MANIFEST_DIGEST`, canonical JSON)."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def is_bundle(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a directory holding a ``bundle.json``."""
     return (Path(path) / BUNDLE_FILE).is_file()
@@ -210,6 +222,7 @@ def write_bundle(
             "files": files,
             **dict(extra or {}),
         }
+        manifest[MANIFEST_DIGEST] = _manifest_digest(manifest)
         (tmp / BUNDLE_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         swap_directory(tmp, target)
     except BaseException:
@@ -220,6 +233,8 @@ def write_bundle(
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     file = path / BUNDLE_FILE
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; give the folder written by `intentrec export`")
     if not path.is_dir():
         raise CheckpointError(f"{path} is not a directory; a bundle is a folder written by `intentrec export`")
     if not file.is_file():
@@ -267,12 +282,18 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Load and verify a bundle (model on the CPU, in eval mode).
 
     Raises:
-        CheckpointError: not a bundle, another format version, a missing/truncated/modified file, or weights that
-            do not fit the config.
+        CheckpointError: not a bundle, another format version, a missing/truncated/modified file, an edited
+            ``bundle.json``, or weights that do not fit the config.
     """
     root = Path(path)
     manifest = _read_manifest(root)
     verify_files(root, manifest)
+    digest = manifest.get(MANIFEST_DIGEST)
+    if digest is not None and digest != _manifest_digest(manifest):
+        raise CheckpointError(
+            f"{root / BUNDLE_FILE} was changed after export (its content no longer matches its own checksum "
+            f"{MANIFEST_DIGEST}); refusing to load it. Undo the edit or export the bundle again from its run."
+        )
     try:
         cfg = config_from_dict(manifest["config"], str(root / BUNDLE_FILE))
         spec = DataSpec.from_json(manifest["spec"])

@@ -24,9 +24,16 @@ Behaviour:
   ``Content-Length`` and the bytes actually received are both checked), more than ``max_events`` events -> 413,
   ``k`` over ``max_k`` or more than ``max_candidates`` candidates/excluded ids -> 422;
 * an invalid body -> 422 in FastAPI's validation format (``detail[*].loc`` names the field), an invalid event
-  for this model (e.g. a missing timestamp for a timed model) -> 422 with the predictor's message, an unexpected
-  failure -> 500 with a generic message and an error id (the traceback goes to the server log only);
-* with ``api_key`` set, every endpoint but ``/healthz`` and the docs needs the ``X-API-Key`` header (401 otherwise).
+  for this model (e.g. a missing timestamp for a timed model) -> 422 with the predictor's message, a body that is
+  not JSON (or nested deeper than the JSON parser allows) -> 400, an unexpected failure -> 500 with a generic
+  message and an error id (the traceback goes to the server log only);
+* error bodies are always valid, bounded JSON: the validation error's echo of the input is made JSON-safe
+  (``NaN`` and ``Infinity`` as strings, lone surrogates backslash-escaped) and cut (long strings, long lists,
+  deep nesting, at most 100 errors); ids with lone surrogates (no catalogue id has one, no response could
+  encode one) and numbers too large for a float are refused with 422;
+* with ``api_key`` set, every path but ``/healthz`` and the docs needs the ``X-API-Key`` header (401 otherwise,
+  before the body is read), compared in constant time (:func:`hmac.compare_digest`); without a key the OpenAPI
+  declares no security scheme.
 
 Importing this module loads nothing; it needs the ``serve`` extra (fastapi, uvicorn).
 """
@@ -49,6 +56,8 @@ from typing import Annotated, Any, Literal, Self
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import (
@@ -90,6 +99,12 @@ API_KEY_HEADER = "X-API-Key"
 _MAX_ID_CHARS = 512
 """Longest accepted item / user id (anything longer cannot be a catalogue id)."""
 _N_EXAMPLE_ITEMS = 5
+_MAX_ECHO_DEPTH = 16
+"""Nesting kept when a validation error echoes the input (deeper parts become ``"..."``)."""
+_MAX_ECHO_CHARS = 1000
+"""Characters kept of an echoed string (a 900 kB string over ``max_length`` is not sent back whole)."""
+_MAX_ECHO_ITEMS = 100
+"""Items kept of an echoed list or object."""
 _ENV_BUNDLE = "INTENTREC_SERVE_BUNDLE"
 _ENV_SETTINGS = "INTENTREC_SERVE_SETTINGS"
 
@@ -150,10 +165,33 @@ class ServiceSettings:
 
 
 def _coerce_id(value: Any) -> Any:
-    """Integer ids (``{"item_id": 1}``) are accepted as their decimal string; anything else is validated as str."""
+    """Integer ids (``{"item_id": 1}``) are accepted as their decimal string; anything else is validated as str.
+
+    A string with a lone surrogate (``"\\ud800"`` in JSON) is refused: no catalogue id has one, and an unknown id
+    is echoed in the response (``ignored_items``), which could not be encoded as UTF-8 (it used to be a 500).
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("the id is not valid Unicode (it has a lone surrogate)") from None
     return value
+
+
+def _finite_float(value: int | float, what: str) -> float:
+    """``float(value)``, refusing NaN, infinities and integers too large for a float (ValueError -> 422).
+
+    ``float(10**400)`` raises OverflowError, which pydantic does not turn into a validation error (it was a 500).
+    """
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{what} is too large for a float64 number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, got {number}")
+    return number
 
 
 ItemId = Annotated[
@@ -184,9 +222,7 @@ def _to_epoch_seconds(value: float | str) -> float:
             raise ValueError(
                 f"{value!r} is neither seconds since the epoch nor an ISO 8601 time (e.g. 2024-05-01T20:15:00Z)"
             ) from None
-    if not math.isfinite(value):
-        raise ValueError("the timestamp must be a finite number of seconds since the epoch")
-    return float(value)
+    return _finite_float(value, "the timestamp (seconds since the epoch)")
 
 
 class EventIn(BaseModel):
@@ -200,7 +236,9 @@ class EventIn(BaseModel):
         None, description="Seconds since the epoch or an ISO 8601 time (naive = UTC). Required for timed models."
     )
     action: StrictStr | None = Field(None, max_length=_MAX_ID_CHARS, description="Interaction type (e.g. 'play').")
-    duration: StrictFloat | StrictInt | None = Field(None, allow_inf_nan=False, description="Interaction duration.")
+    # finiteness is checked by _finite_duration: pydantic's allow_inf_nan=False raises OverflowError (a 500) on
+    # an integer too large for a float
+    duration: StrictFloat | StrictInt | None = Field(None, description="Interaction duration (a finite number).")
     attributes: dict[StrictStr, AttributeValue] = Field(
         default_factory=dict, description="More interaction columns by name (a label, a list of labels or a number)."
     )
@@ -210,13 +248,18 @@ class EventIn(BaseModel):
     def _epoch(cls, value: float | int | str | None) -> float | None:
         return None if value is None else _to_epoch_seconds(value)
 
+    @field_validator("duration")
+    @classmethod
+    def _finite_duration(cls, value: float | int | None) -> float | int | None:
+        return None if value is None else _finite_float(value, "duration")
+
     @field_validator("attributes")
     @classmethod
     def _finite(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key, v in value.items():
             for x in v if isinstance(v, list) else [v]:
-                if isinstance(x, float) and not math.isfinite(x):
-                    raise ValueError(f"attribute {key!r} must be finite, got {x}")
+                if isinstance(x, int | float) and not isinstance(x, bool):
+                    _finite_float(x, f"attribute {key!r}")
         return value
 
     @model_validator(mode="after")
@@ -355,6 +398,35 @@ class MetadataResponse(BaseModel):
     limits: LimitsInfo
 
 
+class ErrorResponse(BaseModel):
+    """Body of an error answer other than a validation error (400, 401, 413, 422 from the model, 503)."""
+
+    detail: str
+
+
+class ValidationIssue(BaseModel):
+    """One validation error (FastAPI's format): ``loc`` names the field."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class UnprocessableResponse(BaseModel):
+    """Body of a 422 answer: FastAPI's list of validation errors, or the model's message for an invalid event."""
+
+    detail: list[ValidationIssue] | str
+
+
+class InternalErrorResponse(BaseModel):
+    """Body of a 500 answer: a generic message and the id under which the service log has the details."""
+
+    detail: str
+    error_id: str
+
+
 class HealthResponse(BaseModel):
     """Body of ``GET /healthz``."""
 
@@ -441,7 +513,48 @@ def _metadata(predictor: Predictor, settings: ServiceSettings) -> MetadataRespon
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Body size limit
+# API key and body size limit (ASGI middleware: both answer before the body is parsed)
+
+
+async def _reject(send: ASGISend, code: int, message: str) -> None:
+    """Answer ``code`` with ``{"detail": message}`` and close the connection (the body may be left unread)."""
+    body = json.dumps({"detail": message}).encode("utf-8")
+    await send({
+        "type": "http.response.start",
+        "status": code,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close")],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+_KEY_MISSING = f"missing or invalid API key: send it in the {API_KEY_HEADER} header"
+
+
+class _ApiKeyMiddleware:
+    """Refuses requests without the API key (401) before anything reads or parses their body.
+
+    The route dependency alone is not enough: FastAPI parses a JSON body before it solves the dependencies, so
+    malformed JSON from a client without the key got a 422 (with the parser's details) instead of 401. Paths in
+    ``public`` (the health check and the docs) need no key; every other path does, unknown ones included.
+    """
+
+    def __init__(self, app: ASGIApp, expected_key: bytes, public: frozenset[str]) -> None:
+        self.app = app
+        self.expected_key = expected_key
+        self.public = public
+
+    async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.public:
+            await self.app(scope, receive, send)
+            return
+        header = API_KEY_HEADER.lower().encode("latin-1")
+        given = next((v for k, v in scope.get("headers", ()) if k.lower() == header), b"")
+        # the raw header bytes, compared in constant time (an empty or absent key never matches)
+        if not hmac.compare_digest(given, self.expected_key):
+            await _reject(send, status.HTTP_401_UNAUTHORIZED, _KEY_MISSING)
+            return
+        await self.app(scope, receive, send)
 
 
 class _BodyLimitMiddleware:
@@ -454,16 +567,6 @@ class _BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
-
-    async def _reject(self, send: ASGISend, code: int, message: str) -> None:
-        body = json.dumps({"detail": message}).encode("utf-8")
-        await send({
-            "type": "http.response.start",
-            "status": code,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close")],
-        })
-        await send({"type": "http.response.body", "body": body})
 
     def _too_large(self, size: str) -> str:
         return (f"request body too large: {size} bytes; the limit is {self.max_bytes} bytes (max_body_bytes). "
@@ -478,10 +581,10 @@ class _BodyLimitMiddleware:
             try:
                 length = int(declared[0])
             except ValueError:
-                await self._reject(send, status.HTTP_400_BAD_REQUEST, "invalid Content-Length header")
+                await _reject(send, status.HTTP_400_BAD_REQUEST, "invalid Content-Length header")
                 return
             if length > self.max_bytes:
-                await self._reject(send, status.HTTP_413_CONTENT_TOO_LARGE, self._too_large(str(length)))
+                await _reject(send, status.HTTP_413_CONTENT_TOO_LARGE, self._too_large(str(length)))
                 return
         chunks: list[bytes] = []
         size = 0
@@ -492,7 +595,7 @@ class _BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._reject(send, status.HTTP_413_CONTENT_TOO_LARGE, self._too_large(f"more than {self.max_bytes}"))
+                await _reject(send, status.HTTP_413_CONTENT_TOO_LARGE, self._too_large(f"more than {self.max_bytes}"))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -515,6 +618,39 @@ class _BodyLimitMiddleware:
 
 def _error_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """``value`` (already through ``jsonable_encoder``) made encodable as strict JSON in UTF-8, and bounded.
+
+    Non-finite floats (``NaN`` is valid Python JSON input) become their names, lone surrogates are
+    backslash-escaped; strings, lists and nesting are cut at :data:`_MAX_ECHO_CHARS`, :data:`_MAX_ECHO_ITEMS`
+    and :data:`_MAX_ECHO_DEPTH` (the cut part becomes ``"..."``), so an error answer stays small.
+    """
+    if isinstance(value, str):
+        text = value if len(value) <= _MAX_ECHO_CHARS else value[:_MAX_ECHO_CHARS] + "..."
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict | list | tuple):
+        if depth >= _MAX_ECHO_DEPTH:
+            return "..."
+        if isinstance(value, dict):
+            kept = dict(list(value.items())[:_MAX_ECHO_ITEMS])
+            out = {_json_safe(str(k)): _json_safe(v, depth + 1) for k, v in kept.items()}
+            return out if len(value) <= _MAX_ECHO_ITEMS else {**out, "...": "..."}
+        items = [_json_safe(v, depth + 1) for v in list(value)[:_MAX_ECHO_ITEMS]]
+        return items if len(value) <= _MAX_ECHO_ITEMS else [*items, "..."]
+    return value
+
+
+def _validation_error(err: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 body, made JSON-safe and bounded (:func:`_json_safe` on each error, the first
+    :data:`_MAX_ECHO_ITEMS` errors): FastAPI's default handler fails (a 500) when the echoed input holds a NaN or a
+    lone surrogate, which Python's JSON parser accepts but a JSON response cannot carry."""
+    errors = list(err.errors())[:_MAX_ECHO_ITEMS]
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                        content={"detail": [_json_safe(jsonable_encoder(e)) for e in errors]})
 
 
 def _internal_error(err: BaseException, where: str) -> JSONResponse:
@@ -592,16 +728,25 @@ def create_app(predictor_or_bundle_path: Predictor | str | os.PathLike[str], *,
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="The service's API key.")
     expected_key = None if cfg.api_key is None else cfg.api_key.encode("utf-8")
 
+    if expected_key is not None:  # added last, so it runs first: no body is read or parsed without the key
+        public = frozenset(u for u in ("/healthz", app.openapi_url, app.docs_url, app.redoc_url,
+                                       app.swagger_ui_oauth2_redirect_url) if u)
+        app.add_middleware(_ApiKeyMiddleware, expected_key=expected_key, public=public)
+
     def require_key(key: Annotated[str | None, Depends(key_header)]) -> None:
+        """The route-level check (declares the security scheme in the OpenAPI; the middleware checked first)."""
         if expected_key is None:
             return
         # headers arrive latin-1 decoded: compare the raw bytes (compare_digest on str rejects non-ASCII)
         given_key = b"" if key is None else key.encode("latin-1", errors="replace")
         if key is None or not hmac.compare_digest(given_key, expected_key):
-            raise HTTPException(
-                status_code=status.HTTP_401_UNAUTHORIZED,
-                detail=f"missing or invalid API key: send it in the {API_KEY_HEADER} header",
-            )
+            raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED, detail=_KEY_MISSING)
+
+    # without a key, no route depends on it, so the OpenAPI does not declare a security scheme it does not enforce
+    auth = [] if expected_key is None else [Depends(require_key)]
+    unauthorized: dict[int | str, dict[str, Any]] = (
+        {} if expected_key is None else {401: {"model": ErrorResponse, "description": "Missing or invalid API key."}}
+    )
 
     def get_predictor(request: Request) -> Predictor:
         predictor: Predictor | None = request.app.state.predictor
@@ -613,6 +758,10 @@ def create_app(predictor_or_bundle_path: Predictor | str | os.PathLike[str], *,
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:
         return _internal_error(err, f"{request.method} {request.url.path}")
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        return _validation_error(err)
+
     Body = _limited_request_model(cfg)
 
     @app.get("/healthz", response_model=HealthResponse, tags=["service"], summary="Liveness check")
@@ -621,7 +770,7 @@ def create_app(predictor_or_bundle_path: Predictor | str | os.PathLike[str], *,
         return HealthResponse(status="ok", model_version=predictor.bundle.model_version)
 
     @app.get("/v1/metadata", response_model=MetadataResponse, tags=["model"], summary="Describe the model",
-             dependencies=[Depends(require_key)])
+             dependencies=auth, responses={**unauthorized})
     def metadata(predictor: Annotated[Predictor, Depends(get_predictor)]) -> MetadataResponse:
         """Model version, architecture, whether timestamps are needed, intents and labels, valid item ids."""
         return _metadata(predictor, cfg)
@@ -631,11 +780,14 @@ def create_app(predictor_or_bundle_path: Predictor | str | os.PathLike[str], *,
         response_model=RecommendResponse,
         tags=["model"],
         summary="Recommend the next items",
-        dependencies=[Depends(require_key)],
+        dependencies=auth,
         responses={
-            401: {"description": "Missing or invalid API key."},
-            413: {"description": "Body or event list over the service's limits."},
-            500: {"description": "Unexpected error (details in the service log)."},
+            400: {"model": ErrorResponse, "description": "The body is not JSON, or an invalid Content-Length."},
+            **unauthorized,
+            413: {"model": ErrorResponse, "description": "Body or event list over the service's limits."},
+            422: {"model": UnprocessableResponse,
+                  "description": "Invalid body (FastAPI's validation format) or an event invalid for this model."},
+            500: {"model": InternalErrorResponse, "description": "Unexpected error (details in the service log)."},
         },
     )
     def recommend(body: Body, predictor: Annotated[Predictor, Depends(get_predictor)]) -> Any:  # type: ignore[valid-type]
@@ -653,7 +805,7 @@ def create_app(predictor_or_bundle_path: Predictor | str | os.PathLike[str], *,
         try:
             pred = score(predictor, req.to_predict_request())
         except RequestError as err:
-            raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
+            raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=_json_safe(str(err))) from None
         except Exception as err:
             return _internal_error(err, "POST /v1/recommend")
         return _prediction_to_response(pred, predictor.bundle.model_version)

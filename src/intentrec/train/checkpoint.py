@@ -3,7 +3,9 @@
 Two kinds of files are written here:
 
 * **Model weights** (:func:`save_model_weights` / :func:`load_model_weights`): one ``.safetensors`` file
-  written with ``safetensors.torch.save_model``, which stores tied/shared tensors once.
+  written with ``safetensors.torch.save_model``, which stores tied/shared tensors once. Its header metadata holds
+  the sha256 of the tensor bytes (``intentrec.data_sha256``), checked on load, so a flipped byte in a weight is
+  refused rather than silently served (files without it, from older versions, load unchecked).
 * **Training state** (:func:`save_training_state` / :func:`load_training_state`): a directory ::
 
       <dir>/model.safetensors      model weights (same format as save_model_weights)
@@ -17,7 +19,9 @@ Two kinds of files are written here:
 
   The directory is written as ``<dir>.tmp-<random>`` and renamed into place (an existing checkpoint is first
   renamed to ``<dir>.trash-<random>`` and deleted afterwards), so ``<dir>`` is always either the complete old
-  checkpoint, absent, or the complete new one. Loading verifies the manifest before reading anything.
+  checkpoint, absent, or the complete new one. Loading verifies the manifest before reading anything. A process
+  killed between the two renames leaves no ``<dir>`` but both states beside it: :func:`recover_training_state`
+  (called before resuming) puts the newest complete one back and deletes the leftovers of interrupted saves.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from safetensors.torch import load, load_model, save, save_model
 from torch import nn
 
 from intentrec.errors import CheckpointError
+from intentrec.fsutil import fsync_dir
 
 __all__ = [
     "MANIFEST_FILE",
@@ -50,6 +55,7 @@ __all__ = [
     "atomic_write_text",
     "load_model_weights",
     "load_training_state",
+    "recover_training_state",
     "save_model_weights",
     "save_training_state",
     "sha256_file",
@@ -64,6 +70,8 @@ MANIFEST_FILE = "manifest.json"
 _FORMAT = "intentrec-training-state"
 _FORMAT_VERSION = 1
 _REQUIRED_FILES = (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE)
+_DATA_SHA_KEY = "intentrec.data_sha256"
+"""safetensors header metadata key holding the sha256 of the file's tensor bytes (everything after the header)."""
 _TENSOR_TAG = "__tensor__"
 _TUPLE_TAG = "__tuple__"
 _HASH_CHUNK = 1 << 20
@@ -72,20 +80,6 @@ _HASH_CHUNK = 1 << 20
 # ------------------------------------------------------------------------------------------------------
 # atomic file writes
 # ------------------------------------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    """Flush a directory entry (makes a rename durable). Best effort: not every OS can open directories."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:
@@ -121,7 +115,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
@@ -143,10 +137,43 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
 # ------------------------------------------------------------------------------------------------------
 
 
+def _split_safetensors(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    """(header JSON, tensor bytes) of a safetensors file's bytes (8-byte little-endian header length first)."""
+    n = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8:8 + n]), raw[8 + n:]
+
+
+def _stamp_data_checksum(path: Path) -> None:
+    """Rewrite a safetensors file with the sha256 of its tensor bytes in the header metadata (offsets in the
+    header are relative to the data, so only the header changes; it is padded with spaces to 8 bytes)."""
+    header, data = _split_safetensors(path.read_bytes())
+    meta = dict(header.get("__metadata__") or {})
+    meta[_DATA_SHA_KEY] = hashlib.sha256(data).hexdigest()
+    header["__metadata__"] = meta
+    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as fh:
+        fh.write(len(blob).to_bytes(8, "little"))
+        fh.write(blob)
+        fh.write(data)
+
+
+def _foreign_format(src: Path) -> str:
+    """A hint when a file is not safetensors but looks like a serialised Python object or a PyTorch zip archive."""
+    with open(src, "rb") as fh:
+        head = fh.read(4)
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        kind = "a serialised Python object" if head[:1] == b"\x80" else "a zip archive (PyTorch's own format)"
+        return (f" It looks like {kind}: intentrec never deserialises Python objects from model files (that can run "
+                "arbitrary code); export the weights with safetensors instead.")
+    return ""
+
+
 def save_model_weights(
     model: nn.Module, path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
 ) -> None:
-    """Save ``model.state_dict()`` to a safetensors file atomically (tied weights are stored once).
+    """Save ``model.state_dict()`` to a safetensors file atomically (tied weights are stored once), with the sha256
+    of the tensor bytes in the header metadata (checked by :func:`load_model_weights`).
 
     Args:
         model: the module to save.
@@ -165,12 +192,13 @@ def save_model_weights(
             save_model(model, str(tmp), metadata=dict(metadata) if metadata is not None else None)
         except (ValueError, RuntimeError) as err:
             raise CheckpointError(f"cannot save the weights of {type(model).__name__} to {dest}: {err}") from err
+        _stamp_data_checksum(tmp)
         _fsync_file(tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
 
 
 def load_model_weights(
@@ -187,8 +215,10 @@ def load_model_weights(
         ``(missing, unexpected)`` key names (both empty when ``strict``).
 
     Raises:
-        CheckpointError: the file is missing, truncated, not a safetensors file, or does not match the model
-            (missing/unexpected keys, shape mismatch). The message names the file and the fix.
+        CheckpointError: the file is missing, truncated, not a safetensors file (a serialised Python object or a
+            PyTorch zip archive is named as such, and never deserialised), corrupted (its tensor bytes differ from the checksum stored at
+            saving), or does not match the model (foreign tensors, missing/unexpected keys, shape mismatch). The
+            message names the file and the fix.
     """
     src = Path(path)
     if not src.is_file():
@@ -198,17 +228,33 @@ def load_model_weights(
         )
     try:
         with safe_open(str(src), framework="pt") as fh:  # validates the header and the file length
-            fh.keys()
+            keys = set(fh.keys())
+            metadata = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(
             f"{src} is not a readable safetensors file ({err}); it is truncated, corrupted or was written by "
-            "another tool: save the weights again or use another checkpoint"
+            f"another tool: save the weights again or use another checkpoint.{_foreign_format(src)}"
         ) from err
+    expected = metadata.get(_DATA_SHA_KEY)
+    if expected is not None and hashlib.sha256(_split_safetensors(src.read_bytes())[1]).hexdigest() != expected:
+        raise CheckpointError(
+            f"{src} is corrupted: its tensor bytes do not match the checksum stored when it was saved (a changed "
+            "or damaged file); refusing to load it. Use another checkpoint, or export/train again."
+        )
+    own = set(model.state_dict())
+    if strict and keys and own and not keys & own:
+        shown = ", ".join(repr(k) for k in sorted(keys)[:3])
+        raise CheckpointError(
+            f"the weights in {src} do not fit {type(model).__name__}: none of its {len(keys)} tensors ({shown}, ...) "
+            "is a parameter of the model; the file was written for another model or by another tool."
+        )
     try:
         missing, unexpected = load_model(model, str(src), strict=strict)
     except (RuntimeError, ValueError, SafetensorError) as err:
+        detail = str(err)
+        detail = detail if len(detail) <= 1200 else detail[:1200] + " ..."
         raise CheckpointError(
-            f"the weights in {src} do not fit {type(model).__name__}: {err}\n"
+            f"the weights in {src} do not fit {type(model).__name__}: {detail}\n"
             "Build the model with the same configuration (and data sizes) as the run that saved it."
         ) from err
     return sorted(missing), sorted(unexpected)
@@ -358,7 +404,7 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
         if trash is not None:
             os.rename(trash, target)  # put the old checkpoint back
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -435,7 +481,7 @@ def save_training_state(
             },
         }
         _write_file(tmp / MANIFEST_FILE, json.dumps(manifest, indent=1).encode("utf-8"))  # LAST
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -485,6 +531,58 @@ def _verify_manifest(directory: Path) -> None:
             raise CheckpointError(
                 f"checksum mismatch for {path}: the file is corrupted or modified; use another checkpoint"
             )
+
+
+def recover_training_state(directory: str | os.PathLike[str]) -> str | None:
+    """Repair what a save killed half-way leaves beside a training-state directory; call it before resuming.
+
+    :func:`save_training_state` writes ``<dir>.tmp-<random>``, renames an existing ``<dir>`` to
+    ``<dir>.trash-<random>``, renames the temporary folder to ``<dir>`` and deletes the trash. A process killed on
+    the way leaves, beside ``<dir>``:
+
+    * a partial (or complete but not yet renamed) ``.tmp-*`` and/or a ``.trash-*`` being deleted, with ``<dir>``
+      in place: ``<dir>`` is what the last finished save wrote, so it is kept and the leftovers are deleted;
+    * no ``<dir>`` at all (killed between the two renames): the newest leftover whose manifest and checksums verify
+      (the complete new state, else the previous one) is renamed to ``<dir>``; the other leftovers are deleted.
+
+    An existing ``<dir>`` without a manifest is not a checkpoint written here: nothing is touched then.
+
+    Args:
+        directory: the checkpoint directory (e.g. ``RUN/last``).
+
+    Returns:
+        A one-line account of the repair, or None when there was nothing to repair.
+
+    Raises:
+        OSError: the complete leftover cannot be renamed into place.
+    """
+    target = Path(directory)
+    if not target.parent.is_dir():
+        return None
+    prefixes = (f"{target.name}.tmp-", f"{target.name}.trash-")
+    leftovers = sorted(p for p in target.parent.iterdir() if p.name.startswith(prefixes) and p.is_dir())
+    if not leftovers or (target.exists() and not (target / MANIFEST_FILE).is_file()):
+        return None
+    restored: Path | None = None
+    if not target.exists():
+        complete = []
+        for candidate in leftovers:
+            try:
+                _verify_manifest(candidate)
+            except CheckpointError:
+                continue
+            complete.append(candidate)
+        if complete:  # newest manifest first; on a tie the temporary folder (the newer save) wins
+            restored = max(complete, key=lambda p: ((p / MANIFEST_FILE).stat().st_mtime_ns, ".tmp-" in p.name))
+            os.rename(restored, target)
+            fsync_dir(target.parent)
+            leftovers.remove(restored)
+    for leftover in leftovers:
+        shutil.rmtree(leftover, ignore_errors=True)
+    removed = f"removed {len(leftovers)} leftover folder(s) of interrupted saves"
+    if restored is None:
+        return f"{target}: {removed}"
+    return f"{target} was missing (a save was interrupted): restored it from {restored.name}; {removed}"
 
 
 def load_training_state(

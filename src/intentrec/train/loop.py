@@ -31,6 +31,7 @@ from intentrec.structs import ModelOutput, SequenceBatch
 from intentrec.train.checkpoint import (
     atomic_write_text,
     load_training_state,
+    recover_training_state,
     save_model_weights,
     save_training_state,
 )
@@ -145,6 +146,10 @@ def fit(
     elapsed_before = 0.0  # training seconds of earlier (resumed) sessions, for train.max_minutes
     history: list[dict[str, float]] = []
     state_dir = run_dir / LAST_STATE
+    if dist.is_main:  # a run killed while saving leaves its states beside last/ (or none in it): repair first
+        repaired = recover_training_state(state_dir)
+        if repaired:
+            log(repaired)
     if broadcast_object(dist, resume and dist.is_main and (state_dir / "manifest.json").exists()):
         scalars = load_training_state(state_dir, model, optimizer) if dist.is_main else {}
         if dist.enabled:  # rank 0's optimizer state and scalars to every rank; its weights travel with DDP below
@@ -157,6 +162,8 @@ def fit(
         best_epoch, bad_epochs = int(scalars["best_epoch"]), int(scalars["bad_epochs"])
         elapsed_before = float(scalars.get("elapsed_seconds", 0.0))
         history = _read_history(run_dir / HISTORY)[:start_epoch] if dist.is_main else []
+        if dist.is_main:  # drop the line of an epoch whose state was never saved (killed between the two writes)
+            atomic_write_text(run_dir / HISTORY, "".join(json.dumps(record) + "\n" for record in history))
         log(f"resumed from {state_dir} at epoch {start_epoch} (best {cfg.monitor} {best:.4f} at epoch {best_epoch})")
     elif dist.is_main and (run_dir / HISTORY).exists():
         (run_dir / HISTORY).unlink()
