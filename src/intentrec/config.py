@@ -438,9 +438,16 @@ class ModelConfig(_Frozen):
     """For data without timestamps: the short-term window is the last m events (PAPER §10 #23)."""
     gap_buckets: int = 32
     """Buckets of the log gap to the previous interaction in the timestamp embedding (PAPER §10 #8)."""
-    item_head: Literal["tied", "linear"] = "tied"
+    item_head: Literal["tied", "linear", "dot"] = "tied"
     """``linear`` = FC_item over d_model (PAPER §3.2 step 10); ``tied`` = project to item_emb_dim and score by dot
-    product with the item-id embeddings (+ bias)."""
+    product with the item-id embeddings (+ bias); ``dot`` = the dot product of the hidden row itself with the item-id
+    embeddings (+ bias), no projection (SASRec's / RecBole's head; needs ``item_emb_dim == d_model``). On Amazon
+    Beauty ``dot`` learned markedly faster per step than ``tied`` for SASRec (BENCHMARKS.md "Training recipe")."""
+    identity_init: bool = False
+    """IntentRec only: start the item-id block of the intent and item encoders' input projections (FCNorm) as the
+    identity, so the item embedding enters the Transformer unmixed at step 0 (as in SASRec, whose input is the item
+    embedding itself); needs ``item_emb_dim == d_model``. On Amazon Beauty it made V0 learn about 30% more per epoch
+    early on (BENCHMARKS.md "Training recipe"); off by default until it is measured on the other datasets."""
     heads: tuple[str, ...] | None = None
     """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
     transact_window: str | float = "24h"
@@ -491,6 +498,13 @@ class ModelConfig(_Frozen):
                 raise ValueError("recent_window must be a time span such as '30d'")
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError("mask_prob must be in (0, 1)")
+        if self.identity_init and self.item_emb_dim != self.d_model:
+            raise ValueError(f"identity_init needs item_emb_dim == d_model (got {self.item_emb_dim} and "
+                             f"{self.d_model})")
+        if self.item_head == "dot" and self.item_emb_dim != self.d_model:
+            raise ValueError(f"item_head 'dot' scores the d_model-wide hidden row against the item_emb_dim-wide item "
+                             f"embeddings, so they must be equal (d_model {self.d_model}, item_emb_dim "
+                             f"{self.item_emb_dim}); set item_emb_dim to d_model or use item_head 'tied'")
         return self
 
     @property

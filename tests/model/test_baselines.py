@@ -212,7 +212,7 @@ def test_all_padding_row_is_finite(architecture: str) -> None:
     ("sasrec", "tied", {}, 150), ("gru", "tied", {}, 150), ("lstm", "linear", {}, 150), ("transformer", "tied", {}, 150),
     # a few masked targets per row and step instead of all of them: more masks and steps to memorise the batch
     # (item_accuracy and eval_loss are then measured at the eval-mode [MASK] slot, the last column)
-    ("bert4rec", "tied", {"mask_prob": 0.5}, 300),
+    ("bert4rec", "tied", {"mask_prob": 0.5}, 400),
 ])
 def test_tiny_model_overfits(architecture: str, item_head: str, overrides: dict[str, object], steps: int) -> None:
     torch.manual_seed(0)
@@ -224,3 +224,37 @@ def test_tiny_model_overfits(architecture: str, item_head: str, overrides: dict[
     assert result.item_accuracy > 0.9, result
     if architecture in WITH_HEADS:
         assert result.intent_accuracy["action"] > 0.9, result
+
+
+@pytest.mark.parametrize("architecture", [*ARCHITECTURES, "transact"])
+def test_dot_head_scores_the_hidden_row_against_the_item_embeddings(architecture: str) -> None:
+    spec = random_spec()
+    model = _model(spec, architecture, item_head="dot", item_emb_dim=32)
+    assert not hasattr(model.item_output, "item_proj")
+    with torch.no_grad():
+        model.item_output.item_bias.normal_()
+    hidden = torch.randn(4, 32)
+    scores = model.score_items(hidden)  # (4, I)
+    weight = model.item_embedding.weight[: spec.n_items]
+    expected = hidden @ weight.T + model.item_output.item_bias  # (4, I)
+    torch.testing.assert_close(scores[:, 2:], expected[:, 2:])
+    assert bool((scores[:, :2] == MASKED_LOGIT).all())
+    out = model(random_batch(spec, B, N, seed=0))
+    assert out.item_hidden.shape == (B, N, 32)
+
+
+def test_dot_head_needs_equal_widths() -> None:
+    with pytest.raises(ValueError, match=r"item_head 'dot'.*d_model 32, item_emb_dim 16"):
+        tiny_model_config(architecture="sasrec", item_head="dot")
+
+
+@pytest.mark.parametrize("architecture", ["sasrec", "transformer", "bert4rec"])
+def test_item_position_input_is_layer_normalised_and_zero_at_padding(architecture: str) -> None:
+    spec = random_spec()
+    model = _model(spec, architecture)
+    batch = with_left_padding(random_batch(spec, B, N, seed=1), 3)
+    x = model.embedder(batch)  # (B, n, D)
+    real = x[batch.valid]  # (R, D)
+    torch.testing.assert_close(real.mean(dim=-1), torch.zeros(real.shape[0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(real.std(dim=-1, unbiased=False), torch.ones(real.shape[0]), atol=0.05, rtol=0)  # LayerNorm eps
+    assert bool((x[~batch.valid] == 0).all())

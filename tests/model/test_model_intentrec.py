@@ -333,3 +333,30 @@ def test_item_loss_alone_trains_the_intent_path(variant: str) -> None:
         grads = [p.grad for p in module.parameters()]
         assert all(g is not None for g in grads), name
         assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0, name
+
+
+def test_dot_head_scores_the_item_hidden_row_without_a_projection() -> None:
+    spec = random_spec()
+    model = _model(spec, variant="V3", item_head="dot", item_emb_dim=32)
+    assert not hasattr(model, "item_proj")
+    with torch.no_grad():
+        model.item_bias.normal_()
+    hidden = torch.randn(4, model.cfg.d_model)
+    scores = model.score_items(hidden)  # (4, I)
+    expected = hidden @ model.item_embedding.weight[: spec.n_items].T + model.item_bias  # (4, I)
+    torch.testing.assert_close(scores[:, 2:], expected[:, 2:])
+    assert bool((scores[:, :2] == MASKED_LOGIT).all())
+
+
+@pytest.mark.parametrize("variant", ["V0", "V3"])
+def test_identity_init_passes_the_item_embedding_through_the_input_projections(variant: str) -> None:
+    spec = random_spec()
+    model = _model(spec, variant=variant, item_emb_dim=32, identity_init=True)
+    encoders = [e for e in (model.intent_encoder, model.item_encoder) if e is not None]
+    assert len(encoders) == (2 if variant == "V3" else 1)
+    for encoder in encoders:
+        weight = encoder.input_proj.linear.weight  # (D, d_in)
+        torch.testing.assert_close(weight[:, :32], torch.eye(32))
+        assert abs(float(weight[:, 32:].std()) - 0.02) < 0.01  # the other features keep the normal initialisation
+    with pytest.raises(ValueError, match="identity_init needs item_emb_dim == d_model"):
+        _model(spec, variant=variant, identity_init=True)

@@ -261,11 +261,17 @@ class IntentRec(nn.Module):
         self.item_head = cfg.item_head
         if cfg.item_head == "tied":
             self.item_proj = nn.Linear(D, cfg.item_emb_dim)
+        if cfg.item_head in ("tied", "dot"):  # ModelConfig checks item_emb_dim == D for "dot"
             self.item_bias = nn.Parameter(torch.zeros(spec.n_items))
         else:
             self.item_out = nn.Linear(D, spec.n_items)
 
         self.apply(init_weights)
+        if cfg.identity_init:  # the item-id block of F comes first in every encoder input (FeatureEmbedder)
+            for encoder in (self.intent_encoder, self.item_encoder):
+                if encoder is not None:
+                    with torch.no_grad():
+                        encoder.input_proj.linear.weight[:, : cfg.item_emb_dim] = torch.eye(cfg.item_emb_dim)
 
     @property
     def item_embedding(self) -> nn.Embedding:
@@ -328,11 +334,12 @@ class IntentRec(nn.Module):
         return catalogue_linear(self.item_query(item_hidden), weight, bias, N_MASKED_ITEMS, weight.shape[0])
 
     def item_query(self, item_hidden: torch.Tensor) -> torch.Tensor:
-        """(..., E) the query that is dotted with :meth:`item_table` rows (``tied``: projected; ``linear``: as is)."""
+        """(..., E) the query that is dotted with :meth:`item_table` rows (``tied``: projected; ``linear``, ``dot``:
+        as is)."""
         return self.item_proj(item_hidden) if self.item_head == "tied" else item_hidden
 
     def item_table(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(weight (I, E), bias (I,))`` of FC_item: score(item j) = query · weight[j] + bias[j]."""
-        if self.item_head == "tied":
+        if self.item_head in ("tied", "dot"):
             return self.embedder.item_embedding.weight[: self.item_bias.shape[0]], self.item_bias
         return self.item_out.weight, self.item_out.bias

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from intentrec.config import ModelConfig
+from intentrec.errors import ConfigError
 from intentrec.structs import AttributeSpec, DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import N_MASKED_ITEMS, IntentHeads, select_heads
@@ -51,13 +52,15 @@ def baseline_heads(cfg: ModelConfig, spec: DataSpec) -> tuple[AttributeSpec, ...
 
 
 class ItemPositionEmbedding(nn.Module):
-    """x_k = W · E_i[I_k] + P[pos_k]: the input of the Transformer baselines (item ids only, PAPER §6.3).
+    """x_k = LayerNorm(W · E_i[I_k] + P[pos_k]): the input of the Transformer baselines (item ids only, PAPER §6.3).
 
     The item id is embedded to ``cfg.item_emb_dim`` (the table a tied item head shares) and mapped to
     ``cfg.d_model`` by a Linear layer when the widths differ (identity when they are equal). The learned absolute
     position embedding (``cfg.max_len`` entries) is indexed by ``batch.position``, counted from the row's first
     real event, so extra left padding does not change it; positions >= ``max_len`` are clamped to the last entry.
-    Padding positions embed to zeros.
+    The sum is layer-normalised (as in BERT4Rec and RecBole's SASRec): with both tables initialised at std 0.02 the
+    un-normalised input is swamped by the first block's residual branches, and SASRec learned about half as fast
+    per step on Amazon Beauty (BENCHMARKS.md "Training recipe"). Padding positions embed to zeros.
 
     Args:
         cfg: hyperparameters (``item_emb_dim``, ``d_model``, ``max_len``).
@@ -76,6 +79,7 @@ class ItemPositionEmbedding(nn.Module):
             nn.Identity() if cfg.item_emb_dim == cfg.d_model else nn.Linear(cfg.item_emb_dim, cfg.d_model)
         )
         self.position_embedding = nn.Embedding(cfg.max_len + extra_positions, cfg.d_model)
+        self.norm = nn.LayerNorm(cfg.d_model)
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         """Embed the item ids and positions of ``batch``.
@@ -98,7 +102,7 @@ class ItemPositionEmbedding(nn.Module):
         """
         x = self.input_proj(self.item_embedding(tokens))  # (B, m, D)
         pos = position.clamp(0, self.position_embedding.num_embeddings - 1)  # (B, m)
-        x = x + self.position_embedding(pos)  # (B, m, D)
+        x = self.norm(x + self.position_embedding(pos))  # (B, m, D)
         return x * valid[..., None].to(x.dtype)  # (B, m, D), zero at padding
 
 
@@ -106,7 +110,7 @@ class ItemScoreHead(nn.Module):
     """FC_item, the same head as IntentRec's (PAPER §3.2 step 10): PAD and UNK columns masked.
 
     ``linear``: Linear(d_in, I). ``tied``: Linear(d_in, item_emb_dim), then the dot product with every row of the
-    model's item-id embedding plus a per-item bias. The embedding is passed to :meth:`forward`, not stored here,
+    model's item-id embedding plus a per-item bias. ``dot``: the same without the Linear (d_in == item_emb_dim). The embedding is passed to :meth:`forward`, not stored here,
     so a tied model registers it once; only its first I rows are scored (rows after them, such as BERT4Rec's
     [MASK] token, are never items).
 
@@ -120,8 +124,12 @@ class ItemScoreHead(nn.Module):
         super().__init__()
         self.kind = cfg.item_head
         self.n_items = spec.n_items
+        if cfg.item_head == "dot" and d_in != cfg.item_emb_dim:
+            raise ConfigError(f"model.item_head 'dot' needs hidden rows as wide as the item embeddings "
+                              f"(d_in {d_in}, model.item_emb_dim {cfg.item_emb_dim})")
         if cfg.item_head == "tied":
             self.item_proj = nn.Linear(d_in, cfg.item_emb_dim)
+        if cfg.item_head in ("tied", "dot"):
             self.item_bias = nn.Parameter(torch.zeros(spec.n_items))
         else:
             self.item_out = nn.Linear(d_in, spec.n_items)
@@ -150,7 +158,7 @@ class ItemScoreHead(nn.Module):
 
     def table(self, item_embedding: nn.Embedding) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(weight (I, E), bias (I,))``: score(item j) = query · weight[j] + bias[j]."""
-        if self.kind == "tied":
+        if self.kind in ("tied", "dot"):
             return item_embedding.weight[: self.n_items], self.item_bias  # extra rows are not items
         return self.item_out.weight, self.item_out.bias
 

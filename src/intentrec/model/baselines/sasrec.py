@@ -3,7 +3,7 @@
 Data flow::
 
     item_idx ──E_i (I, item_emb_dim) → Linear → D──┐
-    position ──P (max_len, D)──────────────────────┴─► + ─► dropout ─► x (B, n, D)
+    position ──P (max_len, D)──────────────────────┴─► + ─► LayerNorm ─► dropout ─► x (B, n, D)
     x ──CausalEncoder (pre-LN, causal mask with the diagonal)──► item_hidden (B, n, D)
     score_items(item_hidden[positions]) = FC_item (tied or linear)               (P, I)
 
@@ -14,7 +14,8 @@ Differences from the original implementation (``pmixer/SASRec.pytorch``), all de
   later work calls SASRec+ / full-CE SASRec;
 * the item-id table has ``cfg.item_emb_dim`` columns and a Linear maps it to ``cfg.d_model`` when the widths
   differ, so the tied head is IntentRec's (Linear(D → item_emb_dim), dot with the item table, + bias) and every
-  model in a comparison uses the same head; no sqrt(D) scaling of the embedding (both tables start at std 0.02);
+  model in a comparison uses the same head (``item_head: dot`` drops the Linear, as the original does); the
+  embedding sum is layer-normalised (as in RecBole) instead of scaling the item embedding by sqrt(D);
 * positions count from the row's first real event (``batch.position``), so left padding changes nothing;
 * the shared pre-LN blocks of :mod:`intentrec.model.layers` (GELU FFN) instead of SASRec's ReLU point-wise FFN.
 
