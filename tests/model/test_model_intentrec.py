@@ -355,7 +355,7 @@ def test_identity_init_passes_the_item_embedding_through_the_input_projections(v
     encoders = [e for e in (model.intent_encoder, model.item_encoder) if e is not None]
     assert len(encoders) == (2 if variant == "V3" else 1)
     for encoder in encoders:
-        weight = encoder.input_proj.linear.weight  # (D, d_in)
+        weight = encoder.input_proj.linear.weight.detach()  # (D, d_in)
         torch.testing.assert_close(weight[:, :32], torch.eye(32))
         assert abs(float(weight[:, 32:].std()) - 0.02) < 0.01  # the other features keep the normal initialisation
     with pytest.raises(ValueError, match="identity_init needs item_emb_dim == d_model"):
