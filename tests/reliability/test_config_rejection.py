@@ -266,3 +266,26 @@ def test_a_config_that_does_not_fit_the_data_creates_no_run(tmp_path: Path) -> N
     assert result.exit_code == 2, result.output
     assert "missing.csv" in " ".join(result.output.split())
     assert not out.exists()
+
+
+def _yaml_keys(doc: Any, prefix: str = "") -> set[str]:
+    """Leaf keys of a parsed YAML mapping, dotted (list items as ``[0]``; the first item stands for all)."""
+    if isinstance(doc, dict):
+        keys: set[str] = set()
+        for name, value in doc.items():
+            if isinstance(value, dict) and value:
+                keys |= _yaml_keys(value, f"{prefix}{name}.")
+            elif isinstance(value, list) and value and isinstance(value[0], dict):
+                keys |= _yaml_keys(value[0], f"{prefix}{name}[0].")
+            else:
+                keys.add(f"{prefix}{name}")
+        return keys
+    return set()
+
+
+def test_base_yaml_lists_every_key() -> None:
+    """configs/base.yaml documents every key with its default (README "Configuration"); it must not fall behind."""
+    base = Path(__file__).resolve().parents[2] / "configs" / "base.yaml"
+    listed = _yaml_keys(yaml.safe_load(base.read_text(encoding="utf-8")))
+    missing = sorted(k for k in _all_fields() if k not in listed and not k.startswith("data.intents[0]."))
+    assert not missing, f"configs/base.yaml does not list {missing}"
