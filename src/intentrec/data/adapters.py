@@ -743,6 +743,19 @@ def _parse_dates(frame: pl.DataFrame, column: str, origin: Path, report: dict[st
     return frame.with_columns(parsed.alias(column))
 
 
+def _numeric_datetime_error(path: object, column: object, dtype: object) -> SchemaError:
+    """A numeric timestamp column declared as date strings (``timestamp_unit: datetime``)."""
+    return SchemaError(f"{path}: column {column!r} is numeric ({dtype}) but data.source.columns.timestamp_unit is "
+                       "'datetime'; set timestamp_unit to s, ms, us or ns")
+
+
+def _unparsable_date_error(path: object, column: object, row: object, value: object) -> DataError:
+    """A date string that does not parse, with its row."""
+    return DataError(f"{path}: cannot parse timestamp {value!r} in column {column!r} at row {row} (1-based, header "
+                     "not counted); use ISO 8601 such as 2020-01-31T12:00:00Z, or numeric epoch values with "
+                     "data.source.columns.timestamp_unit")
+
+
 def _table(source: SourceConfig) -> RawData:
     """Any CSV/TSV/Parquet/JSONL log described by ``data.source.columns``, plus optional item metadata.
 
@@ -776,18 +789,11 @@ def _table(source: SourceConfig) -> RawData:
             frame = frame.with_columns(date_to_seconds(pl.col(TIMESTAMP), dtype).alias(TIMESTAMP))
         elif cm.timestamp_unit == "datetime":
             if dtype.is_numeric():
-                raise SchemaError(
-                    f"{path}: column {cm.timestamp!r} is numeric ({dtype}) but data.source.columns.timestamp_unit is "
-                    "'datetime'; set timestamp_unit to s, ms, us or ns"
-                )
+                raise _numeric_datetime_error(path, cm.timestamp, dtype)
             parsed = frame.select(date_to_seconds(pl.col(TIMESTAMP), dtype).alias("_t"))["_t"]
             if (parsed.is_null() & frame[TIMESTAMP].is_not_null()).any():
                 row, value = first_bad_row(frame, TIMESTAMP, parsed)
-                raise DataError(
-                    f"{path}: cannot parse timestamp {value!r} in column {cm.timestamp!r} at row {row} (1-based, "
-                    "header not counted); use ISO 8601 such as 2020-01-31T12:00:00Z, or numeric epoch values with "
-                    "data.source.columns.timestamp_unit"
-                )
+                raise _unparsable_date_error(path, cm.timestamp, row, value)
             frame = frame.with_columns(parsed.alias(TIMESTAMP))
         else:
             frame = _seconds(frame, TIMESTAMP, _UNIT_DIVISOR[cm.timestamp_unit], path,
@@ -969,19 +975,12 @@ def _scan_table(source: SourceConfig) -> RawScan | None:
             frame = frame.with_columns(date_to_seconds(pl.col(TIMESTAMP), dtype).alias(TIMESTAMP))
         elif cm.timestamp_unit == "datetime":
             if dtype.is_numeric():
-                raise SchemaError(
-                    f"{path}: column {cm.timestamp!r} is numeric ({dtype}) but data.source.columns.timestamp_unit is "
-                    "'datetime'; set timestamp_unit to s, ms, us or ns"
-                )
+                raise _numeric_datetime_error(path, cm.timestamp, dtype)
             parsed = date_to_seconds(pl.col(TIMESTAMP), dtype)
             bad = parsed.is_null() & pl.col(TIMESTAMP).is_not_null()
             if _counts(frame, [_Check("bad", bad)])["bad"]:
                 row, value = _first_bad(frame, bad, TIMESTAMP)
-                raise DataError(
-                    f"{path}: cannot parse timestamp {value!r} in column {cm.timestamp!r} at row {row} (1-based, "
-                    "header not counted); use ISO 8601 such as 2020-01-31T12:00:00Z, or numeric epoch values with "
-                    "data.source.columns.timestamp_unit"
-                )
+                raise _unparsable_date_error(path, cm.timestamp, row, value)
             frame = frame.with_columns(parsed.alias(TIMESTAMP))
         else:
             _check_time_dtype(dtype, str(cm.timestamp), path)
