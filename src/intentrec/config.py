@@ -422,6 +422,10 @@ class ModelConfig(_Frozen):
     """Feed-forward width as a multiple of d_model."""
     dropout: float = 0.1
     """Dropout in the Transformers and on the input features."""
+    feature_dropout: float | None = None
+    """IntentRec only: dropout on the input features F before the encoders' projections; ``null`` = ``dropout``.
+    Each encoder also drops out its projected input (as SASRec drops out its embedding), so with ``null`` the item
+    embedding passes two dropouts of ``dropout``; 0 leaves one, as in SASRec (BENCHMARKS.md "Wider SASRec")."""
     item_emb_dim: int = 64
     """Item-id embedding size inside F_k."""
     cat_emb_dim: int = 16
@@ -489,6 +493,8 @@ class ModelConfig(_Frozen):
             raise ValueError(f"d_short ({self.d_short}) must be divisible by short_heads ({self.short_heads})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
+        if self.feature_dropout is not None and not 0.0 <= self.feature_dropout < 1.0:
+            raise ValueError("feature_dropout must be in [0, 1) or null")
         for key in ("horizon", "transact_window", "recent_window"):
             try:
                 span = parse_duration(getattr(self, key))

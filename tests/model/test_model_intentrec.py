@@ -360,3 +360,22 @@ def test_identity_init_passes_the_item_embedding_through_the_input_projections(v
         assert abs(float(weight[:, 32:].std()) - 0.02) < 0.01  # the other features keep the normal initialisation
     with pytest.raises(ValueError, match="identity_init needs item_emb_dim == d_model"):
         _model(spec, variant=variant, identity_init=True)
+
+
+@pytest.mark.parametrize(("feature_dropout", "dropped"), [(None, True), (0.5, True), (0.0, False)])
+def test_feature_dropout_controls_the_dropout_on_the_input_features(
+    feature_dropout: float | None, dropped: bool
+) -> None:
+    spec = random_spec()
+    model = _model(spec, variant="V0", dropout=0.5, feature_dropout=feature_dropout).train()
+    batch = random_batch(spec, 4, 8, seed=0)
+    seen: list[torch.Tensor] = []
+    hook = model.item_encoder.input_proj.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    try:
+        model(batch)
+    finally:
+        hook.remove()
+    features = model.embedder(batch)  # (B, n, d_full), no dropout inside the embedder
+    assert torch.equal(seen[0], features) is not dropped
+    # the encoders' own dropout after the projection stays at `dropout` either way
+    assert model.item_encoder.dropout.p == 0.5

@@ -75,6 +75,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ("model.n_heads", 0),
     ("model.ffn_mult", 0),
     ("model.dropout", 1.0),
+    ("model.feature_dropout", -0.1),
     ("model.item_emb_dim", 0),
     ("model.cat_emb_dim", -3),
     ("model.d_proj", 0),

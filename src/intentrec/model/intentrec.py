@@ -236,7 +236,7 @@ class IntentRec(nn.Module):
         D = cfg.d_model
 
         self.embedder = FeatureEmbedder(cfg, spec)
-        self.input_dropout = nn.Dropout(cfg.dropout)
+        self.input_dropout = nn.Dropout(cfg.dropout if cfg.feature_dropout is None else cfg.feature_dropout)
         d_x = self.embedder.d_full  # width of X = F or [F ; S]
 
         self.uses_short_term = cfg.variant == "V3" and (not spec.timed or cfg.horizon_seconds is not None)
