@@ -421,11 +421,11 @@ class ModelConfig(_Frozen):
     ffn_mult: int = 4
     """Feed-forward width as a multiple of d_model."""
     dropout: float = 0.1
-    """Dropout in the Transformers and on the input features."""
+    """Dropout in the Transformers and on the input features (IntentRec: see ``feature_dropout``)."""
     feature_dropout: float | None = None
     """IntentRec only: dropout on the input features F before the encoders' projections; ``null`` = ``dropout``.
     Each encoder also drops out its projected input (as SASRec drops out its embedding), so with ``null`` the item
-    embedding passes two dropouts of ``dropout``; 0 leaves one, as in SASRec (BENCHMARKS.md "Wider SASRec")."""
+    embedding passes two dropouts of ``dropout``; 0 leaves one, as in SASRec (BENCHMARKS.md "Wider and annealed")."""
     item_emb_dim: int = 64
     """Item-id embedding size inside F_k."""
     cat_emb_dim: int = 16
