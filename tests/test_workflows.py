@@ -85,3 +85,29 @@ def test_dataloader_workers_and_compiled_training_follow_the_same_trajectory(
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda m, **kw: real_compile(m, backend="eager", dynamic=True))
     assert train("compiled", "train.compile=true") == pytest.approx(plain, rel=1e-5)
+
+
+def test_output_attributes_train_with_each_items_labels_and_refuse_interaction_labels(tmp_path: Path) -> None:
+    import numpy as np
+
+    from intentrec.data.live import live_features
+    from intentrec.errors import ConfigError
+
+    def cfg(*overrides: str):  # type: ignore[no-untyped-def]
+        return load_config(REPO / "configs" / "tiny.yaml", [
+            *overrides, "train.epochs=1", "train.max_steps_per_epoch=3", f"data.cache_dir={tmp_path / 'cache'}",
+        ])
+
+    workflows.train(cfg("model.output_attributes=[genre]"), tmp_path / "run", progress=False, log=lambda _: None)
+    art = workflows.load_run(tmp_path / "run")  # the labels come back with the weights
+    table = art.model.item_attributes
+    assert table is not None and table.names == ("genre",)
+    live = live_features(art.cfg.data, art.data, {})
+    np.testing.assert_array_equal(table.codes(0).numpy(), live.item_codes["genre"])  # the serving item table
+    assert int((table.codes(0)[2:] > 0).any(dim=1).sum()) > 0.9 * (art.data.spec.n_items - 2)
+
+    # recency depends on the interaction time, not on the item alone: refused before a run directory appears
+    with pytest.raises(ConfigError, match="'recency' is not an item attribute"):
+        workflows.train(cfg("model.output_attributes=[recency]"), tmp_path / "bad", progress=False,
+                        log=lambda _: None)
+    assert not (tmp_path / "bad").exists()

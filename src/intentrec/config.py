@@ -452,6 +452,12 @@ class ModelConfig(_Frozen):
     identity, so the item embedding enters the Transformer unmixed at step 0 (as in SASRec, whose input is the item
     embedding itself); needs ``item_emb_dim == d_model``. On Amazon Beauty it made V0 learn about 30% more per epoch
     early on (BENCHMARKS.md "Training recipe"); off by default until it is measured on the other datasets."""
+    output_attributes: tuple[str, ...] = ()
+    """Item-level categorical attributes (intents or input features, e.g. ``[category]``) whose learned embeddings
+    are added to every item's row of the item head: score(j) = q · (e_j + Σ_a mean A_a[labels_a(j)]) + b_j, so items
+    sharing a label share part of their output embedding. Not in the paper (whose FC_item sees item ids only);
+    ``[]`` = the paper's head. The attribute must be constant per item (training refuses one that is not, such as
+    a recency label). Any trained model with an item head accepts it (BENCHMARKS.md "Attribute-aware item head")."""
     heads: tuple[str, ...] | None = None
     """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
     transact_window: str | float = "24h"
@@ -504,6 +510,8 @@ class ModelConfig(_Frozen):
                 raise ValueError("recent_window must be a time span such as '30d'")
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError("mask_prob must be in (0, 1)")
+        if len(set(self.output_attributes)) != len(self.output_attributes):
+            raise ValueError(f"output_attributes repeats a name: {list(self.output_attributes)}")
         if self.identity_init and self.item_emb_dim != self.d_model:
             raise ValueError(f"identity_init needs item_emb_dim == d_model (got {self.item_emb_dim} and "
                              f"{self.d_model})")
@@ -674,6 +682,11 @@ class ExperimentConfig(_Frozen):
             unknown = [h for h in self.model.heads if h not in names]
             if unknown:
                 raise ValueError(f"model.heads names unknown intents {unknown}; configured intents: {sorted(names)}")
+        attributes = names | set(self.data.features.categorical)
+        unknown_out = [a for a in self.model.output_attributes if a not in attributes]
+        if unknown_out:
+            raise ValueError(f"model.output_attributes names {unknown_out}, which are neither intents nor categorical "
+                             f"features; available: {sorted(attributes)}")
         if self.model.architecture == "intentrec" and self.model.variant != "V0" and not names:
             raise ValueError(
                 f"model.variant {self.model.variant} needs at least one intent in data.intents (or use variant V0)"

@@ -32,7 +32,7 @@ from intentrec.evaluate.evaluator import (
 from intentrec.evaluate.heuristics import evaluate_heuristic, fit_heuristic
 from intentrec.features.collate import CollateSettings, collate
 from intentrec.features.dataset import EvalTargets, TrainingWindows, bucketed_batches, example_from_events
-from intentrec.model import build_model
+from intentrec.model import build_model, set_item_attribute_codes
 from intentrec.model.losses import IntentRecLoss, SampledSoftmax, sampling_log_q
 from intentrec.structs import DataSpec, EncodedSequences, SequenceBatch
 from intentrec.train.checkpoint import atomic_write_text, load_model_weights
@@ -248,6 +248,11 @@ def _train(
     if ctx.is_main:
         barrier(ctx)
     prepare_seconds = time.perf_counter() - t0
+    attribute_codes: dict[str, np.ndarray] = {}
+    if cfg.model.output_attributes and not cfg.model.is_heuristic:  # checked before the run directory appears
+        from intentrec.data.live import item_attribute_codes
+
+        attribute_codes = item_attribute_codes(data, cfg.model.output_attributes)
     log(f"data: {data.spec.dataset}: {data.n_users:,} users, {data.spec.n_items - 2:,} items, "
         f"{data.item_idx.shape[0]:,} events; {data.split.description} ({prepare_seconds:.1f}s)")
 
@@ -265,7 +270,9 @@ def _train(
 
     seed_everything(cfg.train.seed)
     device = ctx.device
-    model = build_model(cfg.model, data.spec).to(device)
+    model = build_model(cfg.model, data.spec)
+    set_item_attribute_codes(model, attribute_codes)
+    model = model.to(device)
     windows = TrainingWindows(data, cfg.model.max_len, cfg.train.duration_weight)
     if len(windows) == 0:
         raise IntentRecError("no training windows: every user has fewer than 2 training events; check the split")

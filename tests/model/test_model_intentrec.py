@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from intentrec.errors import ConfigError
-from intentrec.model import IntentRec, IntentRecLoss, build_model
-from intentrec.model.layers import MASKED_LOGIT
+from intentrec.model import IntentRec, IntentRecLoss, build_model, set_item_attribute_codes
+from intentrec.model.layers import MASKED_LOGIT, ItemAttributeTable
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 from intentrec.testing import random_batch, random_spec, tiny_model_config, with_left_padding
+from intentrec.train.checkpoint import load_model_weights, save_model_weights
 
 VARIANTS = ("V0", "V1", "V2", "V3")
 B, N = 3, 10
@@ -379,3 +380,76 @@ def test_feature_dropout_controls_the_dropout_on_the_input_features(
     assert torch.equal(seen[0], features) is not dropped
     # the encoders' own dropout after the projection stays at `dropout` either way
     assert model.item_encoder.dropout.p == 0.5
+
+
+def _genre_codes(spec: DataSpec, seed: int = 0, width: int = 3) -> dict[str, torch.Tensor]:
+    """Random (I, width) genre labels (0 = none) for every item of ``spec``."""
+    gen = torch.Generator().manual_seed(seed)
+    n_classes = spec.attribute("genre").n_classes
+    return {"genre": torch.randint(0, n_classes, (spec.n_items, width), generator=gen)}
+
+
+@pytest.mark.parametrize("architecture", ["intentrec", "sasrec"])
+@pytest.mark.parametrize("item_head", ["tied", "dot", "linear"])
+def test_output_attributes_add_each_items_mean_label_embedding_to_its_row(architecture: str, item_head: str) -> None:
+    spec = random_spec()
+    torch.manual_seed(0)
+    cfg = tiny_model_config(architecture=architecture, item_head=item_head, item_emb_dim=32)
+    plain = build_model(cfg, spec)
+    torch.manual_seed(0)
+    model = build_model(cfg.model_copy(update={"output_attributes": ("genre",)}), spec).eval()
+    assert set_item_attribute_codes(model, _genre_codes(spec)) == 1
+    table = next(m for m in model.modules() if isinstance(m, ItemAttributeTable))
+    hidden = torch.randn(5, cfg.d_model)
+    # the label embeddings start at zero: the same scores as the model without the option
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if "item_attributes" not in k})
+    torch.testing.assert_close(model.score_items(hidden), plain.eval().score_items(hidden))
+
+    with torch.no_grad():
+        table.embeddings[0].normal_()
+    labels = table.codes(0)  # (I, 3)
+    emb = table.embeddings[0].detach()  # (n_classes, E)
+    extra = torch.stack([  # (I, E) mean embedding of each item's non-zero labels, by hand
+        emb[row[row > 0]].mean(dim=0) if bool((row > 0).any()) else torch.zeros(emb.shape[1]) for row in labels
+    ])
+    extra[:2] = 0.0  # PAD and UNK carry no label
+    weight, bias = plain.item_table()
+    query = plain.item_query(hidden) if architecture == "intentrec" else plain.item_output.query(hidden)
+    expected = query @ (weight + extra).T + (0.0 if bias is None else bias)  # (5, I)
+    torch.testing.assert_close(model.score_items(hidden)[:, 2:], expected[:, 2:])
+
+
+def test_output_attributes_are_learned_and_their_labels_survive_saving(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = random_spec()
+    cfg = tiny_model_config(output_attributes=("genre", "action"))
+    model = build_model(cfg, spec).train()
+    codes = {**_genre_codes(spec, width=4), "action": torch.randint(0, 6, (spec.n_items,))}
+    set_item_attribute_codes(model, codes)
+    batch = random_batch(spec, 4, 8, seed=1)
+    IntentRecLoss(1.0)(model, model(batch), batch).total.backward()
+    table = model.item_attributes
+    assert table is not None
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in table.embeddings)
+
+    save_model_weights(model, tmp_path / "m.safetensors")
+    fresh = build_model(cfg, spec)  # built with (I, 1) placeholders: the saved label width (4) wins
+    load_model_weights(fresh, tmp_path / "m.safetensors")
+    assert fresh.item_attributes is not None
+    assert torch.equal(fresh.item_attributes.codes(0)[2:], codes["genre"][2:])
+    assert torch.equal(fresh.item_attributes.codes(1)[2:, 0], codes["action"][2:])  # single-valued: (I, 1)
+    assert int(fresh.item_attributes.codes(0)[:2].abs().sum()) == 0  # PAD / UNK rows cleared
+
+
+def test_output_attributes_reject_unknown_names_and_bad_labels() -> None:
+    spec = random_spec()
+    with pytest.raises(ConfigError, match=r"output_attributes names \['nope'\].*available: \['action', 'country'"):
+        build_model(tiny_model_config(output_attributes=("nope",)), spec)
+    with pytest.raises(ConfigError, match="repeats a name"):
+        build_model(tiny_model_config(output_attributes=("genre", "genre")), spec)
+    model = build_model(tiny_model_config(output_attributes=("genre",)), spec)
+    with pytest.raises(ValueError, match="no item labels for output attribute 'genre'"):
+        set_item_attribute_codes(model, {})
+    with pytest.raises(ValueError, match="must have 40 rows"):
+        set_item_attribute_codes(model, {"genre": torch.zeros(39, 2, dtype=torch.long)})
+    with pytest.raises(ValueError, match=r"must lie in \[0, 8\)"):
+        set_item_attribute_codes(model, {"genre": torch.full((40, 2), 8)})

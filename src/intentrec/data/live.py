@@ -24,7 +24,7 @@ from intentrec.data.schema import ITEM_ID
 from intentrec.errors import ConfigError
 from intentrec.structs import AttributeRule, EncodedSequences, LiveFeatures, NumericRule
 
-__all__ = ["live_features", "training_item_counts"]
+__all__ = ["item_attribute_codes", "live_features", "training_item_counts"]
 
 
 def training_item_counts(data: EncodedSequences) -> np.ndarray:
@@ -43,6 +43,49 @@ def _latest_rows(data: EncodedSequences) -> np.ndarray:
     latest[data.item_idx] = np.arange(data.item_idx.shape[0])  # last write wins
     latest[:2] = -1
     return latest
+
+
+def item_attribute_codes(data: EncodedSequences, names: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
+    """Each item's labels of the categorical attributes ``names``, read from the encoded events
+    (``model.output_attributes``).
+
+    Args:
+        data: the prepared sequences.
+        names: attributes of ``data.spec`` whose value must be the same on every event of an item.
+
+    Returns:
+        name -> (I,) or (I, L) int64 labels of every item (rows of PAD, UNK and items without events are 0).
+
+    Raises:
+        ConfigError: a name is not a categorical attribute of the data, or its value differs between two events
+            of one item (an interaction-level label such as recency or an action type is not an item attribute).
+    """
+    latest = _latest_rows(data)
+    known = latest >= 0  # (I,)
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name not in data.categorical:
+            raise ConfigError(
+                f"model.output_attributes names {name!r}, which is not a categorical attribute of the data; "
+                f"available: {sorted(data.categorical)}"
+            )
+        codes = data.categorical[name]  # (N,) or (N, L)
+        table = np.zeros((data.spec.n_items, *codes.shape[1:]), dtype=np.int64)  # (I,) or (I, L)
+        table[known] = codes[latest[known]]
+        differs = table[data.item_idx] != codes  # (N,) or (N, L)
+        if differs.ndim > 1:
+            differs = differs.any(axis=1)
+        differs &= data.item_idx >= 2  # UNK events (items unseen in training) carry whatever they had
+        if differs.any():
+            row = int(np.flatnonzero(differs)[0])
+            raise ConfigError(
+                f"model.output_attributes: {name!r} is not an item attribute: {int(differs.sum()):,} events carry "
+                f"another value than the latest event of the same item (first at event row {row}, item index "
+                f"{int(data.item_idx[row])}); use attributes that are constant per item (a genre, a category), "
+                "not interaction-level labels such as recency or an action type"
+            )
+        out[name] = table
+    return out
 
 
 def _item_values(items: pl.DataFrame, ids: tuple[str, ...], expr: pl.Expr) -> pl.Series:

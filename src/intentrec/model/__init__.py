@@ -4,12 +4,15 @@
 Public API:
 
 * :func:`build_model` — the model for a config and a data spec.
+* :func:`set_item_attribute_codes` — give a model built with ``output_attributes`` each item's labels.
 * :class:`IntentRec` — V0-V3; ``score_items`` turns ``item_hidden`` rows into catalogue logits.
 * :class:`IntentRecLoss`, :class:`LossOutput` — L = L_item + λ Σ L_intent with named parts.
 """
 
 from __future__ import annotations
 
+import numpy as np
+import torch
 from torch import nn
 
 from intentrec.config import ModelConfig
@@ -18,6 +21,7 @@ from intentrec.structs import DataSpec
 
 from .baselines import BERT4Rec, RNNRec, SASRec, TransAct, TransformerRec
 from .intentrec import IntentRec
+from .layers import ItemAttributeTable
 from .losses import (
     IntentRecLoss,
     LossOutput,
@@ -35,6 +39,7 @@ __all__ = [
     "build_model",
     "multi_positive_cross_entropy",
     "sampling_log_q",
+    "set_item_attribute_codes",
     "weighted_cross_entropy",
 ]
 
@@ -77,3 +82,26 @@ def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
         f"unknown model.architecture {arch!r}: use one of 'intentrec', 'sasrec', 'bert4rec', 'gru', 'lstm', "
         "'transformer', 'transact'"
     )
+
+
+def set_item_attribute_codes(model: nn.Module, codes: dict[str, np.ndarray]) -> int:
+    """Store each item's labels in every :class:`~intentrec.model.layers.ItemAttributeTable` of ``model``.
+
+    Call it once after :func:`build_model` when ``cfg.output_attributes`` is set (loading saved weights restores
+    the labels, so a trained model needs no call).
+
+    Args:
+        model: a model from :func:`build_model`.
+        codes: attribute name -> (I,) or (I, L) labels of every item
+            (:func:`intentrec.data.live.item_attribute_codes`).
+
+    Returns:
+        The number of tables set (0 when the model has no ``output_attributes``).
+
+    Raises:
+        ValueError: ``codes`` lacks an attribute of a table or has the wrong shape.
+    """
+    tables = [m for m in model.modules() if isinstance(m, ItemAttributeTable)]
+    for table in tables:
+        table.set_codes({name: torch.from_numpy(np.asarray(value, dtype=np.int64)) for name, value in codes.items()})
+    return len(tables)

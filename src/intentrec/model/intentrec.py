@@ -44,6 +44,7 @@ from .layers import (
     catalogue_linear,
     causal_mask,
     init_weights,
+    item_attribute_table,
     mask_leading_classes,
     pad_masked_classes,
     window_mask,
@@ -265,6 +266,8 @@ class IntentRec(nn.Module):
             self.item_bias = nn.Parameter(torch.zeros(spec.n_items))
         else:
             self.item_out = nn.Linear(D, spec.n_items)
+        # model.output_attributes: attribute embeddings added to every item's row (None = the paper's FC_item)
+        self.item_attributes = item_attribute_table(cfg, spec, D if cfg.item_head == "linear" else cfg.item_emb_dim)
 
         self.apply(init_weights)
         if cfg.identity_init:  # the item-id block of F comes first in every encoder input (FeatureEmbedder)
@@ -317,7 +320,8 @@ class IntentRec(nn.Module):
         """FC_item: scores over the whole catalogue (PAPER §3.2 step 10), PAD and UNK masked.
 
         ``linear``: Linear(D, I). ``tied``: Linear(D, item_emb_dim), then the dot product with every item-id
-        embedding plus a per-item bias.
+        embedding plus a per-item bias. ``dot``: as ``tied`` without the Linear. With ``cfg.output_attributes``
+        every item's row also holds its attribute embeddings (:class:`~intentrec.model.layers.ItemAttributeTable`).
 
         Args:
             item_hidden: (..., D) rows of ``ModelOutput.item_hidden`` (select positions first: (P, D)).
@@ -339,7 +343,12 @@ class IntentRec(nn.Module):
         return self.item_proj(item_hidden) if self.item_head == "tied" else item_hidden
 
     def item_table(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(weight (I, E), bias (I,))`` of FC_item: score(item j) = query · weight[j] + bias[j]."""
+        """``(weight (I, E), bias (I,))`` of FC_item: score(item j) = query · weight[j] + bias[j] (weight[j] includes
+        the item's attribute embeddings when ``cfg.output_attributes`` is set)."""
         if self.item_head in ("tied", "dot"):
-            return self.embedder.item_embedding.weight[: self.item_bias.shape[0]], self.item_bias
-        return self.item_out.weight, self.item_out.bias
+            weight, bias = self.embedder.item_embedding.weight[: self.item_bias.shape[0]], self.item_bias
+        else:
+            weight, bias = self.item_out.weight, self.item_out.bias
+        if self.item_attributes is not None:
+            weight = weight + self.item_attributes()  # (I, E)
+        return weight, bias

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from intentrec.config import ModelConfig
+from intentrec.errors import ConfigError
 from intentrec.structs import DataSpec, SequenceBatch
 
 __all__ = [
@@ -29,12 +30,14 @@ __all__ = [
     "CausalEncoder",
     "FCNorm",
     "FeatureEmbedder",
+    "ItemAttributeTable",
     "TimestampEncoding",
     "TransformerBlock",
     "bidirectional_mask",
     "catalogue_linear",
     "causal_mask",
     "init_weights",
+    "item_attribute_table",
     "mask_leading_classes",
     "pad_masked_classes",
     "window_mask",
@@ -231,6 +234,101 @@ class FeatureEmbedder(nn.Module):
         if self.n_numeric:
             parts.append(batch.numeric.to(parts[0].dtype))  # (B, n, F)
         return torch.cat(parts, dim=-1)  # (B, n, d_full)
+
+
+class ItemAttributeTable(nn.Module):
+    """Item-level attribute embeddings pooled per item, added to every item's row of the item head
+    (``model.output_attributes``).
+
+    Row j of :meth:`forward` is ``Σ_a mean_{c ∈ labels_a(j)} A_a[c]``: items that share a label (a category, a
+    genre) share that part of their output embedding, so a rare item is scored partly by what its label is known
+    to attract. The labels of every item live in int64 buffers (``codes_<k>``, (I, L), 0 = no label) set by
+    :meth:`set_codes` from the prepared data and saved with the weights; the label embeddings start at zero, so
+    an untrained table leaves the item head unchanged.
+
+    Args:
+        cfg: model hyperparameters (``cfg.output_attributes`` names the attributes).
+        spec: data-derived sizes; every name must be a categorical attribute of ``spec``.
+        dim: width of the item head's rows (E).
+
+    Raises:
+        ConfigError: a name is not an attribute of ``spec``, or repeats.
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, dim: int) -> None:
+        super().__init__()
+        known = {a.name: a for a in spec.attributes}
+        unknown = [n for n in cfg.output_attributes if n not in known]
+        if unknown:
+            raise ConfigError(
+                f"model.output_attributes names {unknown}, which are not categorical attributes of the data; "
+                f"available: {sorted(known)} (fix model.output_attributes, or add the column to data.intents or "
+                "data.features.categorical)"
+            )
+        if len(set(cfg.output_attributes)) != len(cfg.output_attributes):
+            raise ConfigError(f"model.output_attributes repeats a name: {list(cfg.output_attributes)}")
+        self.names = tuple(cfg.output_attributes)
+        self.n_items = spec.n_items
+        # plain parameters (not nn.Embedding), so ``init_weights`` leaves their zero start alone; a list, not a
+        # dict: attribute names are raw column names and may contain dots
+        self.embeddings = nn.ParameterList(nn.Parameter(torch.zeros(known[n].n_classes, dim)) for n in self.names)
+        for k in range(len(self.names)):
+            self.register_buffer(f"codes_{k}", torch.zeros(spec.n_items, 1, dtype=torch.long))
+
+    def codes(self, k: int) -> torch.Tensor:
+        """(I, L) int64 labels of every item for attribute ``k`` (0 = none)."""
+        out = getattr(self, f"codes_{k}")
+        assert isinstance(out, torch.Tensor)
+        return out
+
+    def set_codes(self, codes: dict[str, torch.Tensor]) -> None:
+        """Store each item's labels.
+
+        Args:
+            codes: attribute name -> (I,) or (I, L) integer labels of every item (rows 0 and 1, PAD and UNK, are
+                ignored), one entry per name of ``cfg.output_attributes``.
+
+        Raises:
+            ValueError: a name is missing, a table has the wrong number of rows, or a label is out of range.
+        """
+        for k, (name, table) in enumerate(zip(self.names, self.embeddings, strict=True)):
+            if name not in codes:
+                raise ValueError(f"no item labels for output attribute {name!r}")
+            value = torch.as_tensor(codes[name], dtype=torch.long)
+            value = value[:, None] if value.dim() == 1 else value  # (I, L)
+            if value.dim() != 2 or value.shape[0] != self.n_items:
+                raise ValueError(f"item labels of {name!r} must have {self.n_items} rows, got shape "
+                                 f"{tuple(value.shape)}")
+            if value.numel() and (int(value.min()) < 0 or int(value.max()) >= table.shape[0]):
+                raise ValueError(f"item labels of {name!r} must lie in [0, {table.shape[0]})")
+            value = value.clone()
+            value[:2] = 0  # PAD and UNK carry no label
+            setattr(self, f"codes_{k}", value.to(self.codes(k).device))
+
+    def forward(self) -> torch.Tensor:
+        """(I, dim) the attribute part of every item's output row (zeros for items without labels)."""
+        out: torch.Tensor | None = None
+        for k, table in enumerate(self.embeddings):
+            labels = self.codes(k)  # (I, L)
+            emb = F.embedding(labels, table) * (labels > 0)[..., None].to(table.dtype)  # (I, L, dim), PAD -> 0
+            count = (labels > 0).sum(dim=-1, keepdim=True).clamp_min(1)  # (I, 1)
+            pooled = emb.sum(dim=-2) / count.to(emb.dtype)  # (I, dim)
+            out = pooled if out is None else out + pooled
+        assert out is not None  # built only with at least one attribute
+        return out
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # the label width L is a property of the data, not of the config: take the saved buffers' shapes
+        for k in range(len(self.names)):
+            saved = state_dict.get(f"{prefix}codes_{k}")
+            if isinstance(saved, torch.Tensor) and saved.dim() == 2 and saved.shape[0] == self.n_items:
+                setattr(self, f"codes_{k}", torch.zeros_like(saved, dtype=torch.long, device=self.codes(k).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def item_attribute_table(cfg: ModelConfig, spec: DataSpec, dim: int) -> ItemAttributeTable | None:
+    """An :class:`ItemAttributeTable` of width ``dim`` when ``cfg.output_attributes`` names any, else None."""
+    return ItemAttributeTable(cfg, spec, dim) if cfg.output_attributes else None
 
 
 class TimestampEncoding(nn.Module):

@@ -17,7 +17,7 @@ from intentrec.errors import ConfigError
 from intentrec.structs import AttributeSpec, DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import N_MASKED_ITEMS, IntentHeads, select_heads
-from ..layers import catalogue_linear, pad_masked_classes
+from ..layers import catalogue_linear, item_attribute_table, pad_masked_classes
 
 __all__ = ["ItemPositionEmbedding", "ItemScoreHead", "baseline_heads"]
 
@@ -110,12 +110,14 @@ class ItemScoreHead(nn.Module):
     """FC_item, the same head as IntentRec's (PAPER §3.2 step 10): PAD and UNK columns masked.
 
     ``linear``: Linear(d_in, I). ``tied``: Linear(d_in, item_emb_dim), then the dot product with every row of the
-    model's item-id embedding plus a per-item bias. ``dot``: the same without the Linear (d_in == item_emb_dim). The embedding is passed to :meth:`forward`, not stored here,
-    so a tied model registers it once; only its first I rows are scored (rows after them, such as BERT4Rec's
-    [MASK] token, are never items).
+    model's item-id embedding plus a per-item bias. ``dot``: the same without the Linear (d_in == item_emb_dim).
+    The embedding is passed to :meth:`forward`, not stored here, so a tied model registers it once; only its first
+    I rows are scored (rows after them, such as BERT4Rec's [MASK] token, are never items). With
+    ``cfg.output_attributes`` every item's row also holds its attribute embeddings
+    (:class:`~intentrec.model.layers.ItemAttributeTable`).
 
     Args:
-        cfg: hyperparameters (``item_head``, ``item_emb_dim``).
+        cfg: hyperparameters (``item_head``, ``item_emb_dim``, ``output_attributes``).
         spec: data sizes (``n_items``).
         d_in: width of the hidden rows it scores.
     """
@@ -133,6 +135,8 @@ class ItemScoreHead(nn.Module):
             self.item_bias = nn.Parameter(torch.zeros(spec.n_items))
         else:
             self.item_out = nn.Linear(d_in, spec.n_items)
+        # model.output_attributes: attribute embeddings added to every item's row (None = item ids only)
+        self.item_attributes = item_attribute_table(cfg, spec, d_in if cfg.item_head == "linear" else cfg.item_emb_dim)
 
     def forward(self, hidden: torch.Tensor, item_embedding: nn.Embedding) -> torch.Tensor:
         """Score the catalogue.
@@ -159,8 +163,12 @@ class ItemScoreHead(nn.Module):
     def table(self, item_embedding: nn.Embedding) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(weight (I, E), bias (I,))``: score(item j) = query · weight[j] + bias[j]."""
         if self.kind in ("tied", "dot"):
-            return item_embedding.weight[: self.n_items], self.item_bias  # extra rows are not items
-        return self.item_out.weight, self.item_out.bias
+            weight, bias = item_embedding.weight[: self.n_items], self.item_bias  # extra rows are not items
+        else:
+            weight, bias = self.item_out.weight, self.item_out.bias
+        if self.item_attributes is not None:
+            weight = weight + self.item_attributes()  # (I, E)
+        return weight, bias
 
 
 class BaselineModel(nn.Module):
