@@ -444,8 +444,8 @@ def test_output_attributes_reject_unknown_names_and_bad_labels() -> None:
     spec = random_spec()
     with pytest.raises(ConfigError, match=r"output_attributes names \['nope'\].*available: \['action', 'country'"):
         build_model(tiny_model_config(output_attributes=("nope",)), spec)
-    with pytest.raises(ConfigError, match="repeats a name"):
-        build_model(tiny_model_config(output_attributes=("genre", "genre")), spec)
+    with pytest.raises(ValueError, match="output_attributes repeats a name"):
+        tiny_model_config(output_attributes=("genre", "genre"))
     model = build_model(tiny_model_config(output_attributes=("genre",)), spec)
     with pytest.raises(ValueError, match="no item labels for output attribute 'genre'"):
         set_item_attribute_codes(model, {})

@@ -18,7 +18,7 @@ from torch import nn
 from intentrec import workflows
 from intentrec.errors import CheckpointError
 from intentrec.features.live import LiveEvent
-from intentrec.model import build_model
+from intentrec.model import build_model, set_item_attribute_codes
 from intentrec.serve.bundle import load_bundle
 from intentrec.serve.onnx import ONNX_FILE, OnnxScorer, onnx_bytes
 from intentrec.serve.predictor import Prediction, Predictor, PredictRequest, ScoreOutput, TorchScorer
@@ -177,6 +177,8 @@ ARCHITECTURES = [
     pytest.param("intentrec", {"variant": "V1"}, {"timed": False}, id="V1-untimed"),
     pytest.param("intentrec", {"variant": "V3", "item_head": "linear", "n_layers": 2}, {"timed": False},
                  id="V3-untimed-linear"),
+    pytest.param("intentrec", {"variant": "V3", "item_head": "dot", "item_emb_dim": 32,
+                               "output_attributes": ("genre", "action")}, {}, id="V3-dot-output-attributes"),
     pytest.param("sasrec", {}, {}, id="sasrec"),
     pytest.param("bert4rec", {}, {}, id="bert4rec"),
     pytest.param("transact", {"transact_k": 3, "n_layers": 2}, {}, id="transact"),
@@ -190,6 +192,9 @@ def test_architecture_parity(architecture: str, model_overrides: dict, spec_opti
     cfg = tiny_model_config(architecture=architecture, **model_overrides)
     torch.manual_seed(0)
     model = build_model(cfg, spec)
+    gen = torch.Generator().manual_seed(0)  # each item's labels, for the output attributes (if any)
+    set_item_attribute_codes(model, {a.name: torch.randint(0, a.n_classes, (spec.n_items, 3), generator=gen).numpy()
+                                     for a in spec.attributes})
     with torch.no_grad():  # larger weights than the 0.02 init, so that differences would show
         for p in model.parameters():
             p.normal_(0.0, 0.2)

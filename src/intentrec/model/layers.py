@@ -252,7 +252,7 @@ class ItemAttributeTable(nn.Module):
         dim: width of the item head's rows (E).
 
     Raises:
-        ConfigError: a name is not an attribute of ``spec``, or repeats.
+        ConfigError: a name is not an attribute of ``spec`` (``ModelConfig`` refuses repeated names).
     """
 
     def __init__(self, cfg: ModelConfig, spec: DataSpec, dim: int) -> None:
@@ -265,8 +265,6 @@ class ItemAttributeTable(nn.Module):
                 f"available: {sorted(known)} (fix model.output_attributes, or add the column to data.intents or "
                 "data.features.categorical)"
             )
-        if len(set(cfg.output_attributes)) != len(cfg.output_attributes):
-            raise ConfigError(f"model.output_attributes repeats a name: {list(cfg.output_attributes)}")
         self.names = tuple(cfg.output_attributes)
         self.n_items = spec.n_items
         # plain parameters (not nn.Embedding), so ``init_weights`` leaves their zero start alone; a list, not a
@@ -310,9 +308,12 @@ class ItemAttributeTable(nn.Module):
         out: torch.Tensor | None = None
         for k, table in enumerate(self.embeddings):
             labels = self.codes(k)  # (I, L)
-            emb = F.embedding(labels, table) * (labels > 0)[..., None].to(table.dtype)  # (I, L, dim), PAD -> 0
-            count = (labels > 0).sum(dim=-1, keepdim=True).clamp_min(1)  # (I, 1)
-            pooled = emb.sum(dim=-2) / count.to(emb.dtype)  # (I, dim)
+            present = (labels > 0).to(table.dtype)  # (I, L)
+            share = present / present.sum(dim=-1, keepdim=True).clamp_min(1.0)  # (I, L) mean weights, PAD -> 0
+            # a weighted bag sum: ~10x faster than gathering (I, L, dim) on CPU, in both directions
+            offsets = torch.arange(0, labels.numel(), labels.shape[1], device=labels.device)  # (I,)
+            pooled = F.embedding_bag(labels.reshape(-1), table, offsets, mode="sum",
+                                     per_sample_weights=share.reshape(-1))  # (I, dim)
             out = pooled if out is None else out + pooled
         assert out is not None  # built only with at least one attribute
         return out
