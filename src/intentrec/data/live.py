@@ -8,6 +8,7 @@ training data or Polars.
 Item-level values (genres, format, item numeric features) are copied from the encoded events themselves (every
 vocabulary item has training events and item attributes are constant per item), so they are bit-identical to
 what the model was trained on; release dates and series come from the raw item table.
+:func:`item_attribute_codes` builds the same item tables at training time, for ``model.output_attributes``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ def item_attribute_codes(data: EncodedSequences, names: tuple[str, ...] | list[s
             of one item (an interaction-level label such as recency or an action type is not an item attribute).
     """
     latest = _latest_rows(data)
-    known = latest >= 0  # (I,)
     out: dict[str, np.ndarray] = {}
     for name in names:
         if name not in data.categorical:
@@ -70,8 +70,7 @@ def item_attribute_codes(data: EncodedSequences, names: tuple[str, ...] | list[s
                 f"available: {sorted(data.categorical)}"
             )
         codes = data.categorical[name]  # (N,) or (N, L)
-        table = np.zeros((data.spec.n_items, *codes.shape[1:]), dtype=np.int64)  # (I,) or (I, L)
-        table[known] = codes[latest[known]]
+        table = _item_table(codes, latest)  # (I,) or (I, L)
         differs = table[data.item_idx] != codes  # (N,) or (N, L)
         if differs.ndim > 1:
             differs = differs.any(axis=1)
@@ -86,6 +85,14 @@ def item_attribute_codes(data: EncodedSequences, names: tuple[str, ...] | list[s
             )
         out[name] = table
     return out
+
+
+def _item_table(codes: np.ndarray, latest: np.ndarray) -> np.ndarray:
+    """(I,) or (I, L) int64 value of each item: the value on its latest event (0 for PAD, UNK, items without one)."""
+    known = latest >= 0  # (I,)
+    table = np.zeros((latest.shape[0], *codes.shape[1:]), dtype=np.int64)  # (I,) or (I, L)
+    table[known] = codes[latest[known]]
+    return table
 
 
 def _item_values(items: pl.DataFrame, ids: tuple[str, ...], expr: pl.Expr) -> pl.Series:
@@ -166,9 +173,7 @@ def live_features(
                 raise ConfigError(f"{key}: attribute {attr.name!r} has no column")
             src = level(column, key)
             if src == "item":
-                table = np.zeros((n_items, *codes.shape[1:]), dtype=np.int64)  # (I,) or (I, L)
-                table[known] = codes[latest[known]]
-                item_codes[attr.name] = table
+                item_codes[attr.name] = _item_table(codes, latest)  # (I,) or (I, L)
             rules.append(AttributeRule(attr.name, src, column if src == "event" else None, attr.multi_valued, width))
 
     numeric_rules: list[NumericRule] = []
