@@ -111,3 +111,23 @@ def test_output_attributes_train_with_each_items_labels_and_refuse_interaction_l
         workflows.train(cfg("model.output_attributes=[recency]"), tmp_path / "bad", progress=False,
                         log=lambda _: None)
     assert not (tmp_path / "bad").exists()
+
+
+def test_cold_item_targets_are_reported_as_misses_beside_the_ranked_metrics(tmp_path: Path) -> None:
+    """Published leave-one-out numbers count a target whose item never occurs in training as a miss; metrics.json
+    carries that view next to ours (which excludes and counts them)."""
+    import json
+
+    from intentrec.data.pipeline import prepare
+
+    cfg = load_config(REPO / "configs" / "tiny.yaml", ["model.architecture=popularity",
+                                                       f"data.cache_dir={tmp_path / 'cache'}"])
+    outcome = workflows.train(cfg, tmp_path / "run", progress=False, log=lambda _: None)
+    doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    cold = prepare(cfg.data).split.cold_targets["test"]
+    assert cold > 0  # the tiny data has test targets whose item occurs only after training
+    missed = doc["item_cold_as_miss"]
+    assert missed["n_targets"] == doc["n_targets"] + cold
+    for key, value in doc["item"].items():
+        assert missed[key] == pytest.approx(value * doc["n_targets"] / missed["n_targets"], rel=1e-12)
+    assert outcome.test["item_cold_as_miss"]["ndcg@10"] < doc["item"]["ndcg@10"]

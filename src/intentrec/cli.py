@@ -47,8 +47,13 @@ def _packaged_config(name: str) -> Path:
 
 
 def _results_table(doc: dict[str, Any], title: str, model_name: str) -> Table:
-    table = Table(title=title, caption=f"{doc['split']} split, {doc['protocol']} protocol; {doc['ranking']}; "
-                                       f"exclude_seen={doc['exclude_seen']}; {doc['n_targets']:,} targets")
+    caption = (f"{doc['split']} split, {doc['protocol']} protocol; {doc['ranking']}; "
+               f"exclude_seen={doc['exclude_seen']}; {doc['n_targets']:,} targets")
+    if "item_cold_as_miss" in doc:
+        cold = doc["item_cold_as_miss"]
+        caption += (f"; with the {cold['n_targets'] - doc['n_targets']:,} cold-item targets counted as misses (as "
+                    f"published leave-one-out numbers are): ndcg@10 {cold.get('ndcg@10', float('nan')):.4f}")
+    table = Table(title=title, caption=caption)
     table.add_column("model")
     for key in ITEM_COLUMNS:
         table.add_column(key, justify="right")

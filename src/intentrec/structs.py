@@ -111,6 +111,9 @@ class Split:
     """Human-readable description (cut-off dates, counts, exclusions)."""
     excluded: dict[str, int] = field(default_factory=dict)
     """Counts of evaluation targets excluded (e.g. cold-start items or users), by reason."""
+    cold_targets: dict[str, int] = field(default_factory=dict)
+    """Targets dropped because their item is unknown to the item vocabulary, per split (``validation``, ``test``):
+    published leave-one-out numbers count them as misses (see ``item_cold_as_miss`` in ``metrics.json``)."""
 
 
 @dataclass(frozen=True)

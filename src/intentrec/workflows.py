@@ -133,6 +133,16 @@ def _metrics_document(
             "baselines": {"popularity": {"item": popularity.item, "intents": popularity.intents}},
         }
     )
+    cold = data.split.cold_targets.get(split_name, 0)
+    if cold and report.n_targets:
+        # a cold target's item has no trained row and cannot be ranked: as a miss it adds 0 to every item metric
+        # (each is a mean over targets), which is how published leave-one-out numbers count it
+        share = report.n_targets / (report.n_targets + cold)
+        doc["item_cold_as_miss"] = {
+            "n_targets": report.n_targets + cold,
+            "note": f"the {cold:,} cold-item targets counted as misses (published leave-one-out numbers do this)",
+            **{k: v * share for k, v in report.item.items()},
+        }
     return doc
 
 

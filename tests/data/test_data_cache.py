@@ -60,6 +60,7 @@ def _assert_same(a: EncodedSequences, b: EncodedSequences) -> None:
     for name in ("train_len", "val_targets", "test_targets"):
         assert np.array_equal(getattr(a.split, name), getattr(b.split, name)), name
     assert a.split.description == b.split.description and a.split.excluded == b.split.excluded
+    assert a.split.cold_targets == b.split.cold_targets
     assert a.spec == b.spec and a.item_vocab == b.item_vocab and a.label_vocabs == b.label_vocabs
     assert a.duration_median == b.duration_median
 

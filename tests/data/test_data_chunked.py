@@ -47,6 +47,7 @@ def assert_same(a: Prepared, b: Prepared) -> None:
         assert u.dtype == v.dtype and u.shape == v.shape and np.array_equal(u, v), name
     assert x.split.protocol == y.split.protocol and x.split.description == y.split.description
     assert x.split.excluded == y.split.excluded
+    assert x.split.cold_targets == y.split.cold_targets
     assert x.spec == y.spec and x.item_vocab == y.item_vocab and x.label_vocabs == y.label_vocabs
     assert x.duration_median == y.duration_median and x.item_names == y.item_names
     assert a.report == b.report

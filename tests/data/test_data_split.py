@@ -179,4 +179,5 @@ def test_split_properties(lengths: list[int], protocol: str, targets: str, seed:
     for u, p in val | test:
         assert not train[offsets[u] + p] and item_idx[offsets[u] + p] != UNK_IDX
     assert len(val) + len(test) + split.excluded["cold_item"] == len(plan.val) + len(plan.test)
+    assert split.cold_targets == {"validation": len(plan.val) - len(val), "test": len(plan.test) - len(test)}
     assert int(train.sum()) + sum(1 for _ in val | test) <= int(offsets[-1])

@@ -53,7 +53,7 @@ __all__ = [
     "write_meta",
 ]
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 """Bump when the prepared layout or its semantics change (invalidates old entries). 3: one ``.npy`` per array;
 4: ``meta.json`` lists each array file's size and sha256."""
 _META = "meta.json"
@@ -195,7 +195,7 @@ def write_meta(folder: Path, key: str, data: EncodedSequences, extra: dict[str, 
         "vocabs": vocabs_to_json(data.item_vocab, data.label_vocabs),
         "spec": data.spec.to_json(),
         "split": {"protocol": data.split.protocol, "description": data.split.description,
-                  "excluded": dict(data.split.excluded)},
+                  "excluded": dict(data.split.excluded), "cold_targets": dict(data.split.cold_targets)},
         "categorical": list(data.categorical),
         "duration_median": data.duration_median,
         "item_names": list(data.item_names),
@@ -344,6 +344,7 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray], key: str) -> t
         train_len=arrays["train_len"], val_targets=arrays["val_targets"], test_targets=arrays["test_targets"],
         protocol=split_meta["protocol"], description=str(split_meta["description"]),
         excluded={str(k): int(v) for k, v in split_meta["excluded"].items()},
+        cold_targets={str(k): int(v) for k, v in split_meta.get("cold_targets", {}).items()},
     )
     data = EncodedSequences(
         user_ids=user_ids, offsets=offsets, item_idx=arrays["item_idx"], timestamps=arrays["timestamps"],

@@ -696,6 +696,7 @@ def build_chunked(
         description=describe_split(plan, n_val=len(val), n_test=len(test), cold_val=cold_val, cold_test=cold_test,
                                    no_history=excluded["no_history"]),
         excluded=excluded,
+        cold_targets={"validation": cold_val, "test": cold_test},
     )
     spec = DataSpec(
         n_items=len(fitted.item_vocab), attributes=tuple(fitted.specs), numeric=tuple(cfg.features.numeric),

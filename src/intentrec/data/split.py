@@ -286,6 +286,7 @@ def finalize_split(plan: SplitPlan, offsets: np.ndarray, item_idx: np.ndarray) -
         protocol=plan.protocol,  # type: ignore[arg-type]
         description=description,
         excluded=excluded,
+        cold_targets={"validation": cold_val, "test": cold_test},
     )
 
 
