@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
     [["model.variant=V0"], ["model.variant=V1"], ["model.variant=V2"], ["model.architecture=sasrec"], ["model.architecture=bert4rec"],
      ["model.architecture=gru"], ["model.architecture=lstm"], ["model.architecture=transformer"],
      ["model.architecture=transact", "model.transact_window=30d"],
-     ["model.heads=[recency]", "model.horizon=off"], ["model.architecture=popularity"],
+     ["model.heads=[recency]", "model.horizon=off"], ["model.repeat_boost=true"],
+     ["model.architecture=gru", "model.repeat_boost=true", "train.sampled_softmax=16"], ["model.architecture=popularity"],
      ["model.architecture=recent_popularity"], ["model.architecture=item_knn"], ["model.architecture=session_knn"]],
     ids=lambda o: ",".join(o),
 )

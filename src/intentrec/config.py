@@ -458,6 +458,13 @@ class ModelConfig(_Frozen):
     sharing a label share part of their output embedding. Not in the paper (whose FC_item sees item ids only);
     ``[]`` = the paper's head. The attribute must be constant per item (training refuses one that is not, such as
     a recency label). Any trained model with an item head accepts it (BENCHMARKS.md "Attribute-aware item head")."""
+    repeat_boost: bool = False
+    """Add a learned score to the items already in the input sequence: at position k every earlier item i gets
+    g_k · exp(r[k − i]), with g_k = w · h_k + c read from the hidden row (positive: the next event repeats something
+    seen, negative: it explores) and r a learned fall-off per distance in events; w, c, r start at zero (the untrained
+    model is the plain head). Not in the paper: a copy mechanism for data where the next item often repeats one of
+    the session (trivago: 71% of the test targets; streaming: "continue watching"). Every trained model except
+    BERT4Rec accepts it (``intentrec.model.layers.RepeatBoost``; BENCHMARKS.md "Repeat boost")."""
     heads: tuple[str, ...] | None = None
     """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
     transact_window: str | float = "24h"
@@ -512,6 +519,10 @@ class ModelConfig(_Frozen):
             raise ValueError("mask_prob must be in (0, 1)")
         if len(set(self.output_attributes)) != len(self.output_attributes):
             raise ValueError(f"output_attributes repeats a name: {list(self.output_attributes)}")
+        if self.repeat_boost and self.architecture == "bert4rec":
+            raise ValueError("repeat_boost works on the causal models only: BERT4Rec reads the whole sequence around "
+                             "a [MASK] token, so 'the items before position k' is not its input; turn it off for "
+                             "bert4rec")
         if self.identity_init and self.item_emb_dim != self.d_model:
             raise ValueError(f"identity_init needs item_emb_dim == d_model (got {self.item_emb_dim} and "
                              f"{self.d_model})")

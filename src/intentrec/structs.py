@@ -303,3 +303,6 @@ class ModelOutput:
     item_loss_weight: torch.Tensor | None = None
     """(B, n) float multiplier of the item loss weights (BERT4Rec: 1 at masked positions, 0 elsewhere); None = every
     target counts."""
+    history_boost: torch.Tensor | None = None
+    """(B, n, n) ``model.repeat_boost``: ``[b, k, i]`` is added at position k to the score of input item i (zero for
+    i > k and at padding); None = the item head alone. Use :func:`intentrec.model.score_positions` to score."""

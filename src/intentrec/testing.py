@@ -288,7 +288,7 @@ def overfit(model: torch.nn.Module, batch: SequenceBatch, steps: int, lr: float 
 
     Used by the "a tiny model overfits a tiny dataset" tests of every architecture.
     """
-    from intentrec.model import IntentRecLoss  # the testing layer may import any stage
+    from intentrec.model import IntentRecLoss, score_positions  # the testing layer may import any stage
 
     loss_fn = IntentRecLoss(0.3)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -307,7 +307,8 @@ def overfit(model: torch.nn.Module, batch: SequenceBatch, steps: int, lr: float 
         sel = batch.target_item > 0  # (B, n)
         if out.item_loss_weight is not None:
             sel = sel & (out.item_loss_weight > 0)  # (B, n) only where the model predicts (BERT4Rec: last column)
-        predicted = model.score_items(out.item_hidden[sel]).argmax(dim=-1)  # (P,)
+        rows, cols = sel.nonzero(as_tuple=True)  # (P,), (P,)
+        predicted = score_positions(model, out, batch, rows, cols).argmax(dim=-1)  # (P,)
         item_acc = float((predicted == batch.target_item[sel]).float().mean())
         intents = {
             name: float((logits[sel].argmax(dim=-1) == batch.target_intents[name][sel]).float().mean())

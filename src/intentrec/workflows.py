@@ -32,7 +32,7 @@ from intentrec.evaluate.evaluator import (
 from intentrec.evaluate.heuristics import evaluate_heuristic, fit_heuristic
 from intentrec.features.collate import CollateSettings, collate
 from intentrec.features.dataset import EvalTargets, TrainingWindows, bucketed_batches, example_from_events
-from intentrec.model import build_model, set_item_attribute_codes
+from intentrec.model import build_model, score_positions, set_item_attribute_codes
 from intentrec.model.losses import IntentRecLoss, SampledSoftmax, sampling_log_q
 from intentrec.structs import DataSpec, EncodedSequences, SequenceBatch
 from intentrec.train.checkpoint import atomic_write_text, load_model_weights
@@ -510,7 +510,7 @@ def recommend(
         example, history_idx, ignored = _items_example(art, list(items or []))
     batch = _collate_fn(art.cfg, art.data)([example])
     out = art.model(batch)
-    scores = art.model.score_items(out.item_hidden[:, -1]).float()[0]  # (I,)
+    scores = score_positions(art.model, out, batch, torch.zeros(1, dtype=torch.long), -1).float()[0]  # (I,)
     scores[:2] = -torch.inf
     if _exclude_seen(art.cfg, art.data.spec) if exclude_seen is None else exclude_seen:
         scores[torch.from_numpy(np.array(history_idx))] = -torch.inf  # copy: the data may be memory-mapped

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from intentrec.model import score_positions
 from intentrec.structs import EncodedSequences, SequenceBatch
 
 __all__ = ["IntentReadout", "last_event_targets", "read_out", "session_start_targets"]
@@ -160,7 +161,8 @@ def read_out(
         window.append((last - batch.window_start[:, last] + 1).cpu().numpy())  # (B,)
         n_input.append(batch.valid.sum(dim=1).cpu().numpy())  # (B,)
         if top_k > 0:
-            scores = model.score_items(out.item_hidden[:, last]).float()  # (B, I)
+            rows = torch.arange(batch.batch_size, device=batch.item_idx.device)  # (B,)
+            scores = score_positions(model, out, batch, rows, last).float()  # (B, I)
             scores[:, :2] = -torch.inf
             if exclude_seen and data is not None:
                 chunk = targets[done : done + batch.batch_size]

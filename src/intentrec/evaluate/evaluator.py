@@ -26,6 +26,7 @@ from intentrec.evaluate.metrics import (
     summarize,
 )
 from intentrec.evaluate.ranking import target_ranks
+from intentrec.model import score_positions
 from intentrec.structs import EncodedSequences, SequenceBatch
 from intentrec.vocab import PAD_IDX, UNK_IDX
 
@@ -187,7 +188,7 @@ def evaluate_model(
         batch = batch.to(device)
         out = model(batch)
         rows, cols = _last_position_rows(batch)
-        scores = model.score_items(out.item_hidden[rows, cols]).float()  # (B, I)
+        scores = score_positions(model, out, batch, rows, cols).float()  # (B, I)
         batch_targets = targets[done : done + batch.batch_size]
         target_item = batch.target_item[rows, cols]  # (B,)
         exclude = _seen_mask(data, batch_targets, scores.shape[1]).to(scores.device) if exclude_seen else None

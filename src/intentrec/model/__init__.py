@@ -5,6 +5,7 @@ Public API:
 
 * :func:`build_model` — the model for a config and a data spec.
 * :func:`set_item_attribute_codes` — give a model built with ``output_attributes`` each item's labels.
+* :func:`score_positions` — catalogue scores at chosen positions (the item head plus the repeat boost, if any).
 * :class:`IntentRec` — V0-V3; ``score_items`` turns ``item_hidden`` rows into catalogue logits.
 * :class:`IntentRecLoss`, :class:`LossOutput` — L = L_item + λ Σ L_intent with named parts.
 """
@@ -17,11 +18,11 @@ from torch import nn
 
 from intentrec.config import ModelConfig
 from intentrec.errors import ConfigError
-from intentrec.structs import DataSpec
+from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from .baselines import BERT4Rec, RNNRec, SASRec, TransAct, TransformerRec
-from .intentrec import IntentRec
-from .layers import ItemAttributeTable
+from .intentrec import N_MASKED_ITEMS, IntentRec
+from .layers import ItemAttributeTable, add_history_boost
 from .losses import (
     IntentRecLoss,
     LossOutput,
@@ -39,6 +40,7 @@ __all__ = [
     "build_model",
     "multi_positive_cross_entropy",
     "sampling_log_q",
+    "score_positions",
     "set_item_attribute_codes",
     "weighted_cross_entropy",
 ]
@@ -105,3 +107,30 @@ def set_item_attribute_codes(model: nn.Module, codes: dict[str, np.ndarray]) -> 
     for table in tables:
         table.set_codes({name: torch.from_numpy(np.asarray(value, dtype=np.int64)) for name, value in codes.items()})
     return len(tables)
+
+
+def score_positions(
+    model: nn.Module, output: ModelOutput, batch: SequenceBatch, rows: torch.Tensor, cols: torch.Tensor | int
+) -> torch.Tensor:
+    """Catalogue scores at positions ``(rows[p], cols[p])`` of a batch: ``model.score_items`` of the hidden rows
+    there, plus the repeat boost (``cfg.repeat_boost``) of the items in each row's input.
+
+    Every ranking path (evaluation, serving, ONNX, analysis) scores through this function, so a model with the
+    boost is ranked the way it was trained.
+
+    Args:
+        model: the model that produced ``output``.
+        output: its output on ``batch``.
+        batch: the input batch (its ``item_idx`` are the items the boost can add to).
+        rows: (P,) long batch rows.
+        cols: (P,) long positions, or one position for every row (e.g. ``-1``: the latest event of left-padded
+            rows).
+
+    Returns:
+        (P, I) scores; columns 0 (PAD) and 1 (UNK) masked.
+    """
+    scores = model.score_items(output.item_hidden[rows, cols])  # (P, I)
+    if output.history_boost is None:
+        return scores
+    boost = output.history_boost[rows, cols]  # (P, n)
+    return add_history_boost(scores, batch.item_idx[rows], boost, n_masked=N_MASKED_ITEMS)  # (P, I)

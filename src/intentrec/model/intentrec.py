@@ -40,6 +40,7 @@ from .layers import (
     CausalEncoder,
     FCNorm,
     FeatureEmbedder,
+    RepeatBoost,
     TimestampEncoding,
     catalogue_linear,
     causal_mask,
@@ -268,6 +269,8 @@ class IntentRec(nn.Module):
             self.item_out = nn.Linear(D, spec.n_items)
         # model.output_attributes: attribute embeddings added to every item's row (None = the paper's FC_item)
         self.item_attributes = item_attribute_table(cfg, spec, D if cfg.item_head == "linear" else cfg.item_emb_dim)
+        # model.repeat_boost: a learned score for the items already in the input (None = the paper's head alone)
+        self.repeat_boost = RepeatBoost(D, cfg.max_len) if cfg.repeat_boost else None
 
         self.apply(init_weights)
         if cfg.identity_init:  # the item-id block of F comes first in every encoder input (FeatureEmbedder)
@@ -303,7 +306,8 @@ class IntentRec(nn.Module):
             hidden = self.item_encoder(x, batch, mask)  # (B, n, D)
             logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
             return ModelOutput(
-                item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None
+                item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None,
+                history_boost=self._history_boost(hidden, batch),
             )
 
         assert self.intent_heads is not None and self.intent_fusion is not None  # set together in __init__
@@ -313,8 +317,13 @@ class IntentRec(nn.Module):
         y = torch.cat([x, z], dim=-1)  # (B, n, d_x + d_proj)  F ⊕ S ⊕ Z, PAPER §3.2 step 7
         item_hidden = self.item_encoder(y, batch, mask)  # (B, n, D)  E^item, steps 8-9
         return ModelOutput(
-            item_hidden=item_hidden, intent_logits=logits, intent_attention=attention, intent_embedding=z
+            item_hidden=item_hidden, intent_logits=logits, intent_attention=attention, intent_embedding=z,
+            history_boost=self._history_boost(item_hidden, batch),
         )
+
+    def _history_boost(self, item_hidden: torch.Tensor, batch: SequenceBatch) -> torch.Tensor | None:
+        """(B, n, n) the repeat boost read from E_item (which holds Z, and so the predicted intents), or None."""
+        return None if self.repeat_boost is None else self.repeat_boost(item_hidden, batch.valid)
 
     def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
         """FC_item: scores over the whole catalogue (PAPER §3.2 step 10), PAD and UNK masked.

@@ -31,11 +31,14 @@ __all__ = [
     "FCNorm",
     "FeatureEmbedder",
     "ItemAttributeTable",
+    "RepeatBoost",
     "TimestampEncoding",
     "TransformerBlock",
+    "add_history_boost",
     "bidirectional_mask",
     "catalogue_linear",
     "causal_mask",
+    "history_boost_of",
     "init_weights",
     "item_attribute_table",
     "mask_leading_classes",
@@ -330,6 +333,91 @@ class ItemAttributeTable(nn.Module):
 def item_attribute_table(cfg: ModelConfig, spec: DataSpec, dim: int) -> ItemAttributeTable | None:
     """An :class:`ItemAttributeTable` of width ``dim`` when ``cfg.output_attributes`` names any, else None."""
     return ItemAttributeTable(cfg, spec, dim) if cfg.output_attributes else None
+
+
+class RepeatBoost(nn.Module):
+    """``model.repeat_boost``: a learned score for the items already in the input sequence (not in the paper).
+
+    The prediction at position k adds to every item j that occurs at input positions i <= k::
+
+        boost[k, i] = g_k · exp(r[min(k − i, R − 1)]),   g_k = w · h_k + c          (a scalar per position)
+        score_k(j)  = FC_item(h_k)[j] + Σ_{i <= k, item_i = j} boost[k, i]
+
+    so the hidden state decides, position by position, whether the next event repeats something seen (g_k > 0,
+    e.g. a "continue" or "repeat" intent) or explores (g_k < 0), and r how that fades with the distance in events.
+    w, c and r start at zero: the untrained model scores exactly like the plain head. Distances count events, so
+    left padding changes nothing; padding positions give no boost.
+
+    Args:
+        d_in: width of the hidden rows h_k.
+        max_distance: R, the number of distance weights (distances >= R - 1 share the last).
+    """
+
+    def __init__(self, d_in: int, max_distance: int) -> None:
+        super().__init__()
+        self.gate_weight = nn.Parameter(torch.zeros(d_in))
+        self.gate_bias = nn.Parameter(torch.zeros(()))
+        self.log_decay = nn.Parameter(torch.zeros(max(int(max_distance), 1)))
+
+    def forward(self, hidden: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The boost each position gives to each earlier input item.
+
+        Args:
+            hidden: (B, n, d_in) the rows the item head scores.
+            valid: (B, n) bool, True at real events.
+
+        Returns:
+            (B, n, n) float: ``[b, k, i]`` is added to the score of input item ``i`` at position ``k``; zero where
+            ``i > k`` or position ``i`` is padding.
+        """
+        n = hidden.shape[1]
+        gate = hidden @ self.gate_weight.to(hidden.dtype) + self.gate_bias.to(hidden.dtype)  # (B, n)
+        k = torch.arange(n, device=hidden.device)  # (n,)
+        distance = k[:, None] - k[None, :]  # (n, n)  k - i
+        decay = self.log_decay[distance.clamp(0, self.log_decay.shape[0] - 1)].exp().to(hidden.dtype)  # (n, n)
+        keep = (distance >= 0)[None] & valid[:, None, :]  # (B, n, n)  earlier-or-same real events only
+        return torch.where(keep, gate[:, :, None] * decay[None], torch.zeros((), dtype=hidden.dtype,
+                                                                                 device=hidden.device))
+
+
+def add_history_boost(
+    scores: torch.Tensor, items: torch.Tensor, boost: torch.Tensor, *, n_masked: int, offset: int = 0
+) -> torch.Tensor:
+    """Add :class:`RepeatBoost` scores to catalogue scores.
+
+    Args:
+        scores: (P, C) scores; column c belongs to item ``c + offset`` (0 for :meth:`score_items` rows, ``n_masked``
+            for ``catalogue_logits`` rows, which leave PAD/UNK out).
+        items: (P, n) long input item ids of each scored row's sequence.
+        boost: (P, n) the row's boost per input position (:class:`RepeatBoost` at the scored position).
+        n_masked: leading item ids that are not items (PAD, UNK): they get nothing.
+
+    Returns:
+        (P, C) ``scores`` plus, for every input position, its boost at its item's column (repeats add up).
+    """
+    real = items >= n_masked  # (P, n)
+    column = torch.where(real, items - offset, torch.zeros_like(items))  # (P, n)
+    added = torch.where(real, boost.to(scores.dtype), torch.zeros((), dtype=scores.dtype, device=scores.device))
+    return scores.scatter_add(-1, column, added)  # (P, C)
+
+
+def history_boost_of(candidates: torch.Tensor, items: torch.Tensor, boost: torch.Tensor) -> torch.Tensor:
+    """The :class:`RepeatBoost` score of given candidate items (the sampled softmax's columns).
+
+    Args:
+        candidates: (P, C) or (C,) long item ids (shared by every row when 1-D).
+        items: (P, n) long input item ids of each row's sequence (PAD/UNK must carry a zero boost).
+        boost: (P, n) boost per input position.
+
+    Returns:
+        (P, C) the summed boost of every input position whose item is the candidate.
+    """
+    P, n = items.shape
+    cand = candidates if candidates.dim() == 2 else candidates[None, :].expand(P, -1)  # (P, C)
+    out = torch.zeros(cand.shape, dtype=boost.dtype, device=boost.device)  # (P, C)
+    for i in range(n):  # n (P, C) comparisons instead of one (P, C, n) tensor
+        out = out + (cand == items[:, i : i + 1]).to(boost.dtype) * boost[:, i : i + 1]
+    return out
 
 
 class TimestampEncoding(nn.Module):

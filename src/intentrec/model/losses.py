@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from intentrec.errors import ConfigError
 from intentrec.model.intentrec import N_MASKED_ITEMS
-from intentrec.model.layers import MASKED_LOGIT
+from intentrec.model.layers import MASKED_LOGIT, add_history_boost, history_boost_of
 from intentrec.structs import ModelOutput, SequenceBatch
 
 __all__ = [
@@ -159,7 +159,7 @@ class SampledSoftmax:
 
     def __call__(
         self, model: ItemScorer, hidden: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-        negatives: torch.Tensor | None = None,
+        negatives: torch.Tensor | None = None, history: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Weighted mean sampled-softmax CE.
 
@@ -169,6 +169,8 @@ class SampledSoftmax:
             target: (P,) target item indices (>= 2).
             weight: (P,) non-negative weights.
             negatives: (N,) negatives to use instead of sampling (tests).
+            history: ``(items (P, n), boost (P, n))``, the repeat boost of each row (``cfg.repeat_boost``), added
+                to the target and negative scores; None = no boost.
 
         Returns:
             Scalar loss.
@@ -183,6 +185,11 @@ class SampledSoftmax:
         if bias is not None:
             pos = pos + bias[target]
             neg_logits = neg_logits + bias[neg]
+        if history is not None:
+            items, boost = history  # (P, n), (P, n)
+            boost = torch.where(items >= N_MASKED_ITEMS, boost, torch.zeros_like(boost))  # PAD/UNK add nothing
+            pos = pos + history_boost_of(target[:, None], items, boost)[:, 0].to(pos.dtype)  # (P,)
+            neg_logits = neg_logits + history_boost_of(neg, items, boost).to(neg_logits.dtype)  # (P, N)
         pos = pos - self.log_q[target]  # (P,) log-Q correction
         neg_logits = neg_logits - self.log_q[neg]  # (P, N)
         neg_logits = neg_logits.masked_fill(neg[None, :] == target[:, None], MASKED_LOGIT)  # accidental hits
@@ -238,14 +245,22 @@ class IntentRecLoss:
         rows = has_item.nonzero().squeeze(1)  # (P,)
         hidden = output.item_hidden.reshape(-1, output.item_hidden.shape[-1])[rows]  # (P, D)
         item_target = batch.target_item.reshape(-1)[rows]  # (P,)
+        history = None
+        if output.history_boost is not None:  # cfg.repeat_boost: each row's input items and their boost
+            n = batch.item_idx.shape[1]
+            history = (batch.item_idx[rows // n], output.history_boost.reshape(-1, n)[rows])  # (P, n), (P, n)
         catalogue = getattr(model, "catalogue_logits", None)
         if self.item_sampler is not None:
-            item_loss = self.item_sampler(model, hidden, item_target, item_weight[rows])
+            item_loss = self.item_sampler(model, hidden, item_target, item_weight[rows], history=history)
         elif catalogue is not None:  # real items only: no (P, I) masking pass over PAD/UNK
             item_logits = catalogue(hidden)  # (P, I - 2), column j = item j + 2
+            if history is not None:
+                item_logits = add_history_boost(item_logits, *history, n_masked=N_MASKED_ITEMS, offset=N_MASKED_ITEMS)
             item_loss = weighted_cross_entropy(item_logits, item_target - N_MASKED_ITEMS, item_weight[rows])
         else:
             item_logits = model.score_items(hidden)  # (P, I)
+            if history is not None:
+                item_logits = add_history_boost(item_logits, *history, n_masked=N_MASKED_ITEMS)
             item_loss = weighted_cross_entropy(item_logits, item_target, item_weight[rows])
         parts: dict[str, torch.Tensor] = {"item": item_loss}
 

@@ -70,6 +70,7 @@ from torch import nn
 from intentrec.config import ExperimentConfig, ModelConfig
 from intentrec.errors import CheckpointError
 from intentrec.features.collate import CollateSettings, Example, collate
+from intentrec.model import score_positions
 from intentrec.serve.bundle import ONNX_FILE, Bundle
 from intentrec.serve.predictor import ScoreOutput
 from intentrec.structs import DataSpec, SequenceBatch
@@ -157,8 +158,8 @@ class ScorerModule(nn.Module):
             user_row=torch.full((B,), -1, dtype=torch.long),
         )
         out = self.model(batch)
-        last = out.item_hidden[:, -1]  # (B, D) left padding: the last column is every row's latest event
-        outputs = [self.model.score_items(last).float()]  # [(B, I)]
+        rows = torch.arange(B, device=item_idx.device)  # (B,) left padding: the last column is the latest event
+        outputs = [score_positions(self.model, out, batch, rows, -1).float()]  # [(B, I)]
         for name in self.head_names:
             outputs.append(torch.softmax(out.intent_logits[name][:, -1].float(), dim=-1))  # (B, d_i)
         if self.has_fusion:

@@ -22,6 +22,7 @@ import torch
 from intentrec.errors import ConfigError, RequestError
 from intentrec.features.collate import CollateSettings, Example, collate
 from intentrec.features.live import EncodedRequest, LiveEvent, encode_live_events
+from intentrec.model import score_positions
 from intentrec.serve.bundle import Bundle, load_bundle
 from intentrec.structs import SequenceBatch
 
@@ -69,8 +70,8 @@ class TorchScorer:
     def __call__(self, batch: SequenceBatch) -> ScoreOutput:
         """Score a batch (see :class:`Scorer`)."""
         out = self.model(batch)
-        last = out.item_hidden[:, -1]  # (B, D) left padding: the last column is every row's latest event
-        scores = self.model.score_items(last).float()  # (B, I)
+        rows = torch.arange(batch.batch_size)  # (B,) left padding: the last column is every row's latest event
+        scores = score_positions(self.model, out, batch, rows, -1).float()  # (B, I)
         probs = {name: torch.softmax(out.intent_logits[name][:, -1].float(), dim=-1).numpy()  # (B, d_i)
                  for name in self.head_names if name in out.intent_logits}
         attention = None if out.intent_attention is None else out.intent_attention[:, -1].float().numpy()  # (B, M)

@@ -17,7 +17,7 @@ from intentrec.errors import ConfigError
 from intentrec.structs import AttributeSpec, DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import N_MASKED_ITEMS, IntentHeads, select_heads
-from ..layers import catalogue_linear, item_attribute_table, pad_masked_classes
+from ..layers import RepeatBoost, catalogue_linear, item_attribute_table, pad_masked_classes
 
 __all__ = ["ItemPositionEmbedding", "ItemScoreHead", "baseline_heads"]
 
@@ -137,6 +137,8 @@ class ItemScoreHead(nn.Module):
             self.item_out = nn.Linear(d_in, spec.n_items)
         # model.output_attributes: attribute embeddings added to every item's row (None = item ids only)
         self.item_attributes = item_attribute_table(cfg, spec, d_in if cfg.item_head == "linear" else cfg.item_emb_dim)
+        # model.repeat_boost: a learned score for the items already in the input (None = the head alone)
+        self.repeat_boost = RepeatBoost(d_in, cfg.max_len) if cfg.repeat_boost else None
 
     def forward(self, hidden: torch.Tensor, item_embedding: nn.Embedding) -> torch.Tensor:
         """Score the catalogue.
@@ -181,18 +183,26 @@ class BaselineModel(nn.Module):
     item_output: ItemScoreHead
     intent_heads: IntentHeads | None
 
-    def heads_output(self, hidden: torch.Tensor, item_loss_weight: torch.Tensor | None = None) -> ModelOutput:
+    def heads_output(
+        self, hidden: torch.Tensor, item_loss_weight: torch.Tensor | None = None, valid: torch.Tensor | None = None
+    ) -> ModelOutput:
         """Wrap the per-position representation (B, n, D): intent logits from the heads, no fusion outputs.
 
-        ``item_loss_weight`` (B, n), if given, is passed on as ``ModelOutput.item_loss_weight``.
+        ``item_loss_weight`` (B, n), if given, is passed on as ``ModelOutput.item_loss_weight``. ``valid`` (B, n),
+        the real events of the input, is needed by the repeat boost (``cfg.repeat_boost``).
         """
         logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
+        boost = None
+        if self.item_output.repeat_boost is not None:
+            assert valid is not None, "a model with repeat_boost must pass the input's valid mask"
+            boost = self.item_output.repeat_boost(hidden, valid)  # (B, n, n)
         return ModelOutput(
             item_hidden=hidden,
             intent_logits=logits,
             intent_attention=None,
             intent_embedding=None,
             item_loss_weight=item_loss_weight,
+            history_boost=boost,
         )
 
     def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
