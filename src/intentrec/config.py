@@ -463,7 +463,7 @@ class ModelConfig(_Frozen):
     g_k · exp(r[k − i]), with g_k = w · h_k + c read from the hidden row (positive: the next event repeats something
     seen, negative: it explores) and r a learned fall-off per distance in events; w, c, r start at zero (the untrained
     model is the plain head). Not in the paper: a copy mechanism for data where the next item often repeats one of
-    the session (trivago: 71% of the test targets; streaming: "continue watching"). Every trained model except
+    the session (trivago: 70% of the test targets; streaming: "continue watching"). Every trained model except
     BERT4Rec accepts it (``intentrec.model.layers.RepeatBoost``; BENCHMARKS.md "Repeat boost")."""
     heads: tuple[str, ...] | None = None
     """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
