@@ -510,7 +510,8 @@ def recommend(
         example, history_idx, ignored = _items_example(art, list(items or []))
     batch = _collate_fn(art.cfg, art.data)([example])
     out = art.model(batch)
-    scores = score_positions(art.model, out, batch, torch.zeros(1, dtype=torch.long), -1).float()[0]  # (I,)
+    first = torch.zeros(1, dtype=torch.long, device=batch.item_idx.device)  # (1,) the only row
+    scores = score_positions(art.model, out, batch, first, -1).float()[0]  # (I,)
     scores[:2] = -torch.inf
     if _exclude_seen(art.cfg, art.data.spec) if exclude_seen is None else exclude_seen:
         scores[torch.from_numpy(np.array(history_idx))] = -torch.inf  # copy: the data may be memory-mapped

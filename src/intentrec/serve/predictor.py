@@ -70,7 +70,7 @@ class TorchScorer:
     def __call__(self, batch: SequenceBatch) -> ScoreOutput:
         """Score a batch (see :class:`Scorer`)."""
         out = self.model(batch)
-        rows = torch.arange(batch.batch_size)  # (B,) left padding: the last column is every row's latest event
+        rows = torch.arange(batch.batch_size, device=batch.item_idx.device)  # (B,) left padding: last column = latest
         scores = score_positions(self.model, out, batch, rows, -1).float()  # (B, I)
         probs = {name: torch.softmax(out.intent_logits[name][:, -1].float(), dim=-1).numpy()  # (B, d_i)
                  for name in self.head_names if name in out.intent_logits}
