@@ -459,12 +459,12 @@ class ModelConfig(_Frozen):
     ``[]`` = the paper's head. The attribute must be constant per item (training refuses one that is not, such as
     a recency label). Any trained model with an item head accepts it (BENCHMARKS.md "Attribute-aware item head")."""
     repeat_boost: bool = False
-    """Add a learned score to the items already in the input sequence: at position k every earlier item i gets
+    """Add a learned score to the items already in the input sequence: at position k every input item i <= k gets
     g_k · exp(r[k − i]), with g_k = w · h_k + c read from the hidden row (positive: the next event repeats something
     seen, negative: it explores) and r a learned fall-off per distance in events; w, c, r start at zero (the untrained
     model is the plain head). Not in the paper: a copy mechanism for data where the next item often repeats one of
-    the session (trivago: 70% of the test targets; streaming: "continue watching"). Every trained model except
-    BERT4Rec accepts it (``intentrec.model.layers.RepeatBoost``; BENCHMARKS.md "Repeat boost")."""
+    the session (trivago: 70% of the test targets; a streaming "continue watching" of the same title). Every neural
+    model except BERT4Rec accepts it (the untrained baselines ignore it) (``intentrec.model.layers.RepeatBoost``; BENCHMARKS.md, "`paper` on trivago")."""
     heads: tuple[str, ...] | None = None
     """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
     transact_window: str | float = "24h"
