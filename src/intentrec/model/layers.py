@@ -401,18 +401,23 @@ def add_history_boost(
     return scores.scatter_add(-1, column, added)  # (P, C)
 
 
-def history_boost_of(candidates: torch.Tensor, items: torch.Tensor, boost: torch.Tensor) -> torch.Tensor:
+def history_boost_of(
+    candidates: torch.Tensor, items: torch.Tensor, boost: torch.Tensor, *, n_masked: int
+) -> torch.Tensor:
     """The :class:`RepeatBoost` score of given candidate items (the sampled softmax's columns).
 
     Args:
         candidates: (P, C) or (C,) long item ids (shared by every row when 1-D).
-        items: (P, n) long input item ids of each row's sequence (PAD/UNK must carry a zero boost).
+        items: (P, n) long input item ids of each row's sequence.
         boost: (P, n) boost per input position.
+        n_masked: leading item ids that are not items (PAD, UNK): they give nothing.
 
     Returns:
-        (P, C) the summed boost of every input position whose item is the candidate.
+        (P, C) the summed boost of every input position whose item is the candidate (as :func:`add_history_boost`
+        adds at the candidate's column).
     """
     P, n = items.shape
+    boost = torch.where(items >= n_masked, boost, torch.zeros_like(boost))  # (P, n)
     cand = candidates if candidates.dim() == 2 else candidates[None, :].expand(P, -1)  # (P, C)
     out = torch.zeros(cand.shape, dtype=boost.dtype, device=boost.device)  # (P, C)
     for i in range(n):  # n (P, C) comparisons instead of one (P, C, n) tensor

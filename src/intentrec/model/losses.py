@@ -187,9 +187,8 @@ class SampledSoftmax:
             neg_logits = neg_logits + bias[neg]
         if history is not None:
             items, boost = history  # (P, n), (P, n)
-            boost = torch.where(items >= N_MASKED_ITEMS, boost, torch.zeros_like(boost))  # PAD/UNK add nothing
-            pos = pos + history_boost_of(target[:, None], items, boost)[:, 0].to(pos.dtype)  # (P,)
-            neg_logits = neg_logits + history_boost_of(neg, items, boost).to(neg_logits.dtype)  # (P, N)
+            pos = pos + history_boost_of(target[:, None], items, boost, n_masked=N_MASKED_ITEMS)[:, 0].to(pos.dtype)
+            neg_logits = neg_logits + history_boost_of(neg, items, boost, n_masked=N_MASKED_ITEMS).to(neg_logits.dtype)
         pos = pos - self.log_q[target]  # (P,) log-Q correction
         neg_logits = neg_logits - self.log_q[neg]  # (P, N)
         neg_logits = neg_logits.masked_fill(neg[None, :] == target[:, None], MASKED_LOGIT)  # accidental hits
