@@ -114,6 +114,33 @@ def test_output_attributes_train_with_each_items_labels_and_refuse_interaction_l
     assert not (tmp_path / "bad").exists()
 
 
+def test_attribute_repeat_boost_trains_saves_its_labels_and_ranks_like_the_onnx_bundle(tmp_path: Path) -> None:
+    from intentrec.model.layers import AttributeRepeatBoost
+
+    cfg = load_config(REPO / "configs" / "streaming_sim.yaml", [
+        "data.source.name=tiny", "data.features.categorical=[show_id]", "model.repeat_boost_attributes=[show_id]",
+        "model.repeat_boost=true", "train.epochs=1", "train.max_steps_per_epoch=3",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ])
+    outcome = workflows.train(cfg, tmp_path / "run", progress=False, log=lambda _: None)
+    assert 0.0 <= outcome.test["item"]["ndcg@10"] <= 1.0
+    art = workflows.load_run(tmp_path / "run")  # the labels come back with the weights
+    (boost,) = [m for m in art.model.modules() if isinstance(m, AttributeRepeatBoost)]
+    codes = boost.codes(0)
+    assert codes.shape == (art.data.spec.n_items,) and int((codes[2:] >= 2).sum()) > 0.9 * (art.data.spec.n_items - 2)
+    # episodes of one show share a label; a movie is its own show
+    by_show: dict[int, set[str]] = {}
+    for j, item in enumerate(art.data.item_vocab.ids):  # "s00820e01": episode 1 of show s00820; "m00571": a movie
+        by_show.setdefault(int(codes[j + 2]), set()).add(item[:6])
+    assert all(len(prefixes) == 1 for prefixes in by_show.values())
+    assert any(sum(1 for item in art.data.item_vocab.ids if int(codes[art.data.item_vocab.encode(item)]) == label) > 1
+               for label in by_show)  # some label is shared by several episodes
+    rec = workflows.recommend(tmp_path / "run", user_id=str(art.data.user_ids[0]), k=5)
+    assert len(rec.items) == 5
+    bundle = workflows.export(tmp_path / "run", tmp_path / "bundle", onnx=True)
+    assert (bundle / "model.onnx").is_file()
+
+
 def test_cold_item_targets_are_reported_as_misses_beside_the_ranked_metrics(tmp_path: Path) -> None:
     """Published leave-one-out numbers count a target whose item never occurs in training as a miss; metrics.json
     carries that view next to ours (which excludes and counts them)."""

@@ -465,6 +465,13 @@ class ModelConfig(_Frozen):
     model is the plain head). Not in the paper: a copy mechanism for data where the next item often repeats one of
     the session (trivago: 70% of the test targets; a streaming "continue watching" of the same title). Every neural
     model except BERT4Rec accepts it (the untrained baselines ignore it) (``intentrec.model.layers.RepeatBoost``; BENCHMARKS.md, "`paper` on trivago")."""
+    repeat_boost_attributes: tuple[str, ...] = ()
+    """Single-valued item attributes (intents or categorical features, e.g. ``[show_id]``) at whose level a repeat
+    boost also works: at position k every input item i <= k adds g^a_k · exp(r^a[k − i]) to every item sharing its
+    value of attribute a (its own gate and fall-off per attribute, zero at the start). Not in the paper: "continue
+    the show" (the next episode is a new item of a show in the history) as ``repeat_boost`` is "watch this title
+    again". Independent of ``repeat_boost``; every neural model except BERT4Rec accepts it
+    (``intentrec.model.layers.AttributeRepeatBoost``; BENCHMARKS.md, "`paper` on the streaming simulator")."""
     heads: tuple[str, ...] | None = None
     """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
     transact_window: str | float = "24h"
@@ -519,10 +526,13 @@ class ModelConfig(_Frozen):
             raise ValueError("mask_prob must be in (0, 1)")
         if len(set(self.output_attributes)) != len(self.output_attributes):
             raise ValueError(f"output_attributes repeats a name: {list(self.output_attributes)}")
-        if self.repeat_boost and self.architecture == "bert4rec":
-            raise ValueError("repeat_boost works on the causal models only: BERT4Rec reads the whole sequence around "
-                             "a [MASK] token, so 'the items before position k' is not its input; turn it off for "
-                             "bert4rec")
+        if len(set(self.repeat_boost_attributes)) != len(self.repeat_boost_attributes):
+            raise ValueError(f"repeat_boost_attributes repeats a name: {list(self.repeat_boost_attributes)}")
+        for key in ("repeat_boost", "repeat_boost_attributes"):
+            if getattr(self, key) and self.architecture == "bert4rec":
+                raise ValueError(f"{key} works on the causal models only: BERT4Rec reads the whole sequence around "
+                                 "a [MASK] token, so 'the items before position k' is not its input; turn it off for "
+                                 "bert4rec")
         if self.identity_init and self.item_emb_dim != self.d_model:
             raise ValueError(f"identity_init needs item_emb_dim == d_model (got {self.item_emb_dim} and "
                              f"{self.d_model})")
@@ -694,10 +704,11 @@ class ExperimentConfig(_Frozen):
             if unknown:
                 raise ValueError(f"model.heads names unknown intents {unknown}; configured intents: {sorted(names)}")
         attributes = names | set(self.data.features.categorical)
-        unknown_out = [a for a in self.model.output_attributes if a not in attributes]
-        if unknown_out:
-            raise ValueError(f"model.output_attributes names {unknown_out}, which are neither intents nor categorical "
-                             f"features; available: {sorted(attributes)}")
+        for key in ("output_attributes", "repeat_boost_attributes"):
+            unknown_out = [a for a in getattr(self.model, key) if a not in attributes]
+            if unknown_out:
+                raise ValueError(f"model.{key} names {unknown_out}, which are neither intents nor categorical "
+                                 f"features; available: {sorted(attributes)}")
         if self.model.architecture == "intentrec" and self.model.variant != "V0" and not names:
             raise ValueError(
                 f"model.variant {self.model.variant} needs at least one intent in data.intents (or use variant V0)"

@@ -18,6 +18,7 @@ import torch
 from intentrec.vocab import ItemVocab, LabelVocab
 
 __all__ = [
+    "AttributeBoost",
     "AttributeRule",
     "AttributeSpec",
     "DataSpec",
@@ -285,6 +286,22 @@ class SequenceBatch:
 
 
 @dataclass(frozen=True)
+class AttributeBoost:
+    """One attribute's repeat boost (``model.repeat_boost_attributes``): the per-position boost and each item's
+    label, so a score can be boosted at every item sharing the label of an input item."""
+
+    name: str
+    """The attribute."""
+    boost: torch.Tensor
+    """(B, n, n) ``[b, k, i]`` is added at position k to the score of every item whose label equals that of input
+    item i (zero for i > k and at padding)."""
+    codes: torch.Tensor
+    """(I,) long label of every item; labels 0 (PAD) and 1 (``other``) share nothing."""
+    n_classes: int
+    """Number of labels (the attribute's vocabulary size)."""
+
+
+@dataclass(frozen=True)
 class ModelOutput:
     """What every model returns. Heads return logits; losses live in ``model.losses``.
 
@@ -306,3 +323,6 @@ class ModelOutput:
     history_boost: torch.Tensor | None = None
     """(B, n, n) ``model.repeat_boost``: ``[b, k, i]`` is added at position k to the score of input item i (zero for
     i > k and at padding); None = the item head alone. Use :func:`intentrec.model.score_positions` to score."""
+    attribute_boosts: tuple[AttributeBoost, ...] = ()
+    """``model.repeat_boost_attributes``: one :class:`AttributeBoost` per attribute (empty = none); scored by
+    :func:`intentrec.model.score_positions` too."""

@@ -259,10 +259,11 @@ def _train(
         barrier(ctx)
     prepare_seconds = time.perf_counter() - t0
     attribute_codes: dict[str, np.ndarray] = {}
-    if cfg.model.output_attributes and not cfg.model.is_heuristic:  # checked before the run directory appears
+    coded = tuple(dict.fromkeys(cfg.model.output_attributes + cfg.model.repeat_boost_attributes))
+    if coded and not cfg.model.is_heuristic:  # checked before the run directory appears
         from intentrec.data.live import item_attribute_codes
 
-        attribute_codes = item_attribute_codes(data, cfg.model.output_attributes)
+        attribute_codes = item_attribute_codes(data, coded)
     log(f"data: {data.spec.dataset}: {data.n_users:,} users, {data.spec.n_items - 2:,} items, "
         f"{data.item_idx.shape[0]:,} events; {data.split.description} ({prepare_seconds:.1f}s)")
 

@@ -182,3 +182,40 @@ def test_run_suite_resumes_reuses_and_records_failures(tmp_path: Path) -> None:
     broken = doc["runs"]["ml/Broken/seed0"]
     assert broken["status"] == "failed" and "genre" in broken["error"]
     assert "## Failed runs" in (out / "report.md").read_text()
+
+
+def test_invocations_sharing_an_output_folder_split_the_runs_and_keep_each_others_records(tmp_path: Path) -> None:
+    from intentrec.benchmark import runner
+    from intentrec.train.checkpoint import atomic_write_text
+
+    path = _suite_file(tmp_path, seeds=[0], intentrec="GRU", models=[
+        {"name": "Popularity", "set": {"model.architecture": "popularity"}},
+        {"name": "GRU", "set": {"model.architecture": "gru"}, "tables": [1, 2, 3]},
+    ], reference={"table1": "Popularity", "table2": "GRU", "table3": "GRU"})
+    out = tmp_path / "out"
+    held = runner._claim(out / "locks" / "ml--gru--seed0.lock")  # another invocation is training GRU
+    assert held is not None and runner._claim(out / "locks" / "ml--gru--seed0.lock") is None
+    foreign = {"key": "ml/Other/seed0", "dataset": "ml", "model": "Other", "seed": 0, "tables": [1],
+               "status": "failed", "config_hash": "x", "error": "ValueError: elsewhere", "finished": "now"}
+    logs: list[str] = []
+
+    def log(line: str) -> None:
+        logs.append(line)
+        if "Popularity/seed0 (" in line:  # while this invocation works, another one records a run
+            with runner._locked(out / "locks" / "results.lock"):
+                results = out / "results.json"
+                disk = (json.loads(results.read_text()) if results.exists()
+                        else {"format": runner.RESULTS_FORMAT, "runs": {}, "datasets": {}})
+                disk["runs"][foreign["key"]] = foreign
+                atomic_write_text(results, json.dumps(disk))
+
+    doc = run_suite(path, out, progress=False, log=log)
+    assert any("GRU/seed0: being trained by another invocation" in line for line in logs)
+    assert set(doc["runs"]) == {"ml/Popularity/seed0", "ml/Other/seed0"} and doc["runs"]["ml/Other/seed0"] == foreign
+    assert set(json.loads((out / "results.json").read_text())["runs"]) == set(doc["runs"])
+
+    held.close()  # the other invocation stopped: GRU is trained now, and nothing recorded is lost
+    logs.clear()
+    doc = run_suite(path, out, progress=False, log=logs.append)
+    assert doc["runs"]["ml/GRU/seed0"]["status"] == "done" and doc["runs"]["ml/Other/seed0"] == foreign
+    assert sum("reused" in line for line in logs) == 1  # Popularity

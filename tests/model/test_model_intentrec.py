@@ -447,7 +447,7 @@ def test_output_attributes_reject_unknown_names_and_bad_labels() -> None:
     with pytest.raises(ValueError, match="output_attributes repeats a name"):
         tiny_model_config(output_attributes=("genre", "genre"))
     model = build_model(tiny_model_config(output_attributes=("genre",)), spec)
-    with pytest.raises(ValueError, match="no item labels for output attribute 'genre'"):
+    with pytest.raises(ValueError, match="no item labels for attribute 'genre'"):
         set_item_attribute_codes(model, {})
     with pytest.raises(ValueError, match="must have 40 rows"):
         set_item_attribute_codes(model, {"genre": torch.zeros(39, 2, dtype=torch.long)})

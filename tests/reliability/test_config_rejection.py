@@ -89,6 +89,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ("model.heads", ["not-an-intent"]),
     ("model.output_attributes", ["genres", "genres"]),
     ("model.repeat_boost", "often"),
+    ("model.repeat_boost_attributes", ["show_id", "show_id"]),
     ("model.transact_window", -1),
     ("model.transact_k", 0),
     ("model.mask_prob", 0.0),
@@ -142,6 +143,7 @@ COMBINATION_CASES: list[tuple[str, dict[str, Any]]] = [
     ("model.variant", {"model": {"variant": "V3"}}),  # V1-V3 need an intent
     ("model.output_attributes", {"model": {"output_attributes": ["genres"]}}),  # neither an intent nor a feature
     ("model.repeat_boost", {"model": {"architecture": "bert4rec", "repeat_boost": True}}),  # bidirectional
+    ("model.repeat_boost_attributes", {"model": {"repeat_boost_attributes": ["genres"]}}),  # not an attribute
     ("train.monitor", {"train": {"monitor": "ndcg@7"}}),  # 7 not in eval.ks
     ("model.varant", {"model": {"varant": "V0"}}),  # unknown keys, at every level
     ("trian", {"trian": {}}),

@@ -180,7 +180,10 @@ ARCHITECTURES = [
     pytest.param("intentrec", {"variant": "V3", "item_head": "dot", "item_emb_dim": 32,
                                "output_attributes": ("genre", "action")}, {}, id="V3-dot-output-attributes"),
     pytest.param("intentrec", {"variant": "V3", "repeat_boost": True}, {}, id="V3-repeat-boost"),
+    pytest.param("intentrec", {"variant": "V3", "repeat_boost": True, "repeat_boost_attributes": ("country",)}, {},
+                 id="V3-item-and-attribute-repeat-boost"),
     pytest.param("sasrec", {}, {}, id="sasrec"),
+    pytest.param("gru", {"repeat_boost_attributes": ("country",)}, {}, id="gru-attribute-repeat-boost"),
     pytest.param("sasrec", {"repeat_boost": True, "item_head": "dot", "item_emb_dim": 32}, {},
                  id="sasrec-dot-repeat-boost"),
     pytest.param("bert4rec", {}, {}, id="bert4rec"),
@@ -195,9 +198,13 @@ def test_architecture_parity(architecture: str, model_overrides: dict, spec_opti
     cfg = tiny_model_config(architecture=architecture, **model_overrides)
     torch.manual_seed(0)
     model = build_model(cfg, spec)
-    gen = torch.Generator().manual_seed(0)  # each item's labels, for the output attributes (if any)
-    set_item_attribute_codes(model, {a.name: torch.randint(0, a.n_classes, (spec.n_items, 3), generator=gen).numpy()
-                                     for a in spec.attributes})
+    gen = torch.Generator().manual_seed(0)  # each item's labels, for the output attributes / attribute boost
+    single = set(cfg.repeat_boost_attributes)  # one label per item there
+    set_item_attribute_codes(model, {
+        a.name: torch.randint(0, a.n_classes, (spec.n_items,) if a.name in single else (spec.n_items, 3),
+                              generator=gen).numpy()
+        for a in spec.attributes
+    })
     with torch.no_grad():  # larger weights than the 0.02 init, so that differences would show
         for p in model.parameters():
             p.normal_(0.0, 0.2)

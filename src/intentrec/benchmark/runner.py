@@ -9,6 +9,11 @@ Layout of the output folder::
 Resumable: a finished run whose resolved config is unchanged is reused; an interrupted one resumes from its
 ``last/`` state; a run whose config changed is retrained from scratch. A failing run is recorded with its error
 and the suite goes on, so nothing already measured is lost.
+
+Parallel: several invocations may share one output folder (e.g. one per CPU core, each with one torch thread).
+Each run is claimed by a lock file (``DIR/locks/``) while it trains, so the others skip it, and every write of
+``results.json`` merges the runs recorded by the other invocations under a lock (POSIX ``flock``; on other
+systems run one invocation per folder).
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import platform
 import shutil
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -68,6 +74,40 @@ def _load_results(path: Path) -> dict[str, Any]:
     if doc.get("format") != RESULTS_FORMAT:
         raise ConfigError(f"{path} was written by another results format ({doc.get('format')}); use a new --out")
     return doc
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) while the block runs; no lock without ``fcntl``."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one invocation per output folder
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _claim(path: Path) -> IO[str] | None:
+    """An open handle holding a non-blocking exclusive lock on ``path``, or None when another process holds it
+    (without ``fcntl`` every claim succeeds). Closing the handle releases the claim."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a")
+    try:
+        import fcntl
+    except ImportError:
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def _run_dir(out: Path, spec: RunSpec) -> Path:
@@ -164,20 +204,33 @@ def run_suite(
     doc.update({"suite": suite.model_dump(mode="json"), "suite_file": str(suite_file), "machine": machine_info(),
                 "overrides": list(overrides or [])})
 
+    mine: set[str] = set()  # runs this invocation recorded; the others' records come from the file
+
+    def merge_others() -> None:
+        disk = _load_results(results_path)
+        for key, record in disk.get("runs", {}).items():
+            if key not in mine:
+                doc["runs"][key] = record
+        for name, summary in disk.get("datasets", {}).items():
+            doc["datasets"].setdefault(name, summary)
+
     def save() -> None:
-        doc["updated"] = _now()
-        atomic_write_text(results_path, json.dumps(doc, indent=2))
+        with _locked(root / "locks" / "results.lock"):
+            merge_others()
+            doc["updated"] = _now()
+            atomic_write_text(results_path, json.dumps(doc, indent=2))
         write_report(doc, root)
 
     t_suite, n_trained, train_wall = time.perf_counter(), 0, 0.0
-    for i, spec in enumerate(runs, 1):
-        run_dir = _run_dir(root, spec)
+
+    def one_run(i: int, spec: RunSpec, run_dir: Path) -> None:
+        nonlocal n_trained, train_wall
         old = doc["runs"].get(spec.key)
         if (old and old.get("status") == "done" and old.get("config_hash") == spec.config_hash
                 and (run_dir / workflows.METRICS_FILE).exists()):
             log(f"[{i}/{len(runs)}] {spec.key}: done earlier ({old['test']['item'].get(suite.metric, 0):.4f} "
                 f"{suite.metric}), reused")
-            continue
+            return
         if _stale(run_dir, spec):
             shutil.rmtree(run_dir)
         left = len(runs) - i + 1
@@ -185,6 +238,7 @@ def run_suite(
         log(f"[{i}/{len(runs)}] {spec.key} ({spec.cfg.model.label}) -> {run_dir}"
             f" [suite {_duration(time.perf_counter() - t_suite)}{eta}]")
         t0 = time.perf_counter()
+        mine.add(spec.key)
         try:
             if spec.dataset not in doc["datasets"]:
                 doc["datasets"][spec.dataset] = workflows.dataset_summary(spec.cfg)
@@ -202,7 +256,7 @@ def run_suite(
             }
             log(f"    FAILED: {type(err).__name__}: {err}")
             save()
-            continue
+            return
         wall = time.perf_counter() - t0
         n_trained += 1
         train_wall += wall
@@ -211,6 +265,19 @@ def run_suite(
         log(f"    test {suite.metric} {record['test']['item'].get(suite.metric, 0):.4f} "
             f"({record['epochs_run']} epochs, {_duration(wall)})")
         save()
+
+    for i, spec in enumerate(runs, 1):
+        run_dir = _run_dir(root, spec)
+        claim = _claim(root / "locks" / f"{run_slug(spec.dataset)}--{run_slug(spec.model)}--seed{spec.seed}.lock")
+        if claim is None:
+            log(f"[{i}/{len(runs)}] {spec.key}: being trained by another invocation sharing {root}, skipped")
+            continue
+        try:
+            with _locked(root / "locks" / "results.lock"):
+                merge_others()  # a run another invocation finished meanwhile is reused by one_run
+            one_run(i, spec, run_dir)
+        finally:
+            claim.close()
     doc["last_session_seconds"] = round(time.perf_counter() - t_suite, 1)
     save()
     return doc

@@ -48,7 +48,7 @@ def _latest_rows(data: EncodedSequences) -> np.ndarray:
 
 def item_attribute_codes(data: EncodedSequences, names: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
     """Each item's labels of the categorical attributes ``names``, read from the encoded events
-    (``model.output_attributes``).
+    (``model.output_attributes``, ``model.repeat_boost_attributes``).
 
     Args:
         data: the prepared sequences.
@@ -66,7 +66,8 @@ def item_attribute_codes(data: EncodedSequences, names: tuple[str, ...] | list[s
     for name in names:
         if name not in data.categorical:
             raise ConfigError(
-                f"model.output_attributes names {name!r}, which is not a categorical attribute of the data; "
+                f"model.output_attributes / repeat_boost_attributes name {name!r}, which is not a categorical "
+                f"attribute of the data; "
                 f"available: {sorted(data.categorical)}"
             )
         codes = data.categorical[name]  # (N,) or (N, L)
@@ -78,7 +79,8 @@ def item_attribute_codes(data: EncodedSequences, names: tuple[str, ...] | list[s
         if differs.any():
             row = int(np.flatnonzero(differs)[0])
             raise ConfigError(
-                f"model.output_attributes: {name!r} is not an item attribute: {int(differs.sum()):,} events carry "
+                f"model.output_attributes / repeat_boost_attributes: {name!r} is not an item attribute: "
+                f"{int(differs.sum()):,} events carry "
                 f"another value than the latest event of the same item (first at event row {row}, item index "
                 f"{int(data.item_idx[row])}); use attributes that are constant per item (a genre, a category), "
                 "not interaction-level labels such as recency or an action type"

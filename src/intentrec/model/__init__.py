@@ -5,7 +5,7 @@ Public API:
 
 * :func:`build_model` — the model for a config and a data spec.
 * :func:`set_item_attribute_codes` — give a model built with ``output_attributes`` each item's labels.
-* :func:`score_positions` — catalogue scores at chosen positions (the item head plus the repeat boost, if any).
+* :func:`score_positions` — catalogue scores at chosen positions (the item head plus the repeat boosts, if any).
 * :class:`IntentRec` — V0-V3; ``score_items`` turns ``item_hidden`` rows into catalogue logits.
 * :class:`IntentRecLoss`, :class:`LossOutput` — L = L_item + λ Σ L_intent with named parts.
 """
@@ -22,7 +22,7 @@ from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from .baselines import BERT4Rec, RNNRec, SASRec, TransAct, TransformerRec
 from .intentrec import N_MASKED_ITEMS, IntentRec
-from .layers import ItemAttributeTable, add_history_boost
+from .layers import AttributeRepeatBoost, ItemAttributeTable, add_attribute_boost, add_history_boost
 from .losses import (
     IntentRecLoss,
     LossOutput,
@@ -89,8 +89,9 @@ def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
 def set_item_attribute_codes(model: nn.Module, codes: dict[str, np.ndarray]) -> int:
     """Store each item's labels in every :class:`~intentrec.model.layers.ItemAttributeTable` of ``model``.
 
-    Call it once after :func:`build_model` when ``cfg.output_attributes`` is set (loading saved weights restores
-    the labels, so a trained model needs no call).
+    Call it once after :func:`build_model` when ``cfg.output_attributes`` or ``cfg.repeat_boost_attributes`` is
+    set (loading saved weights restores the labels, so a trained model needs no call); the attribute repeat boost
+    (:class:`~intentrec.model.layers.AttributeRepeatBoost`) gets its labels here too.
 
     Args:
         model: a model from :func:`build_model`.
@@ -98,12 +99,13 @@ def set_item_attribute_codes(model: nn.Module, codes: dict[str, np.ndarray]) -> 
             (:func:`intentrec.data.live.item_attribute_codes`).
 
     Returns:
-        The number of tables set (0 when the model has no ``output_attributes``).
+        The number of tables set (0 when the model has neither ``output_attributes`` nor
+        ``repeat_boost_attributes``).
 
     Raises:
         ValueError: ``codes`` lacks an attribute of a table or has the wrong shape.
     """
-    tables = [m for m in model.modules() if isinstance(m, ItemAttributeTable)]
+    tables = [m for m in model.modules() if isinstance(m, (ItemAttributeTable, AttributeRepeatBoost))]
     for table in tables:
         table.set_codes({name: torch.from_numpy(np.asarray(value, dtype=np.int64)) for name, value in codes.items()})
     return len(tables)
@@ -113,7 +115,8 @@ def score_positions(
     model: nn.Module, output: ModelOutput, batch: SequenceBatch, rows: torch.Tensor, cols: torch.Tensor | int
 ) -> torch.Tensor:
     """Catalogue scores at positions ``(rows[p], cols[p])`` of a batch: ``model.score_items`` of the hidden rows
-    there, plus the repeat boost (``cfg.repeat_boost``) of the items in each row's input.
+    there, plus the repeat boost (``cfg.repeat_boost``) of the items in each row's input and the attribute repeat
+    boost (``cfg.repeat_boost_attributes``) of every item sharing an attribute label with one of them.
 
     Every ranking path (evaluation, serving, ONNX, analysis) scores through this function, so a model with the
     boost is ranked the way it was trained.
@@ -130,7 +133,11 @@ def score_positions(
         (P, I) scores; columns 0 (PAD) and 1 (UNK) masked.
     """
     scores = model.score_items(output.item_hidden[rows, cols])  # (P, I)
-    if output.history_boost is None:
-        return scores
-    boost = output.history_boost[rows, cols]  # (P, n)
-    return add_history_boost(scores, batch.item_idx[rows], boost, n_masked=N_MASKED_ITEMS)  # (P, I)
+    items = batch.item_idx[rows]  # (P, n)
+    if output.history_boost is not None:
+        boost = output.history_boost[rows, cols]  # (P, n)
+        scores = add_history_boost(scores, items, boost, n_masked=N_MASKED_ITEMS)  # (P, I)
+    for attribute in output.attribute_boosts:
+        boost = attribute.boost[rows, cols]  # (P, n)
+        scores = add_attribute_boost(scores, items, boost, attribute.codes, attribute.n_classes)  # (P, I)
+    return scores

@@ -34,7 +34,7 @@ from torch import nn
 
 from intentrec.config import ModelConfig
 from intentrec.errors import ConfigError
-from intentrec.structs import AttributeSpec, DataSpec, ModelOutput, SequenceBatch
+from intentrec.structs import AttributeBoost, AttributeSpec, DataSpec, ModelOutput, SequenceBatch
 
 from .layers import (
     CausalEncoder,
@@ -42,6 +42,7 @@ from .layers import (
     FeatureEmbedder,
     RepeatBoost,
     TimestampEncoding,
+    attribute_repeat_boost,
     catalogue_linear,
     causal_mask,
     init_weights,
@@ -271,6 +272,8 @@ class IntentRec(nn.Module):
         self.item_attributes = item_attribute_table(cfg, spec, D if cfg.item_head == "linear" else cfg.item_emb_dim)
         # model.repeat_boost: a learned score for the items already in the input (None = the paper's head alone)
         self.repeat_boost = RepeatBoost(D, cfg.max_len) if cfg.repeat_boost else None
+        # model.repeat_boost_attributes: the same at the level of an item attribute such as a show (None = off)
+        self.attribute_boost = attribute_repeat_boost(cfg, spec, D)
 
         self.apply(init_weights)
         if cfg.identity_init:  # the item-id block of F comes first in every encoder input (FeatureEmbedder)
@@ -308,6 +311,7 @@ class IntentRec(nn.Module):
             return ModelOutput(
                 item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None,
                 history_boost=self._history_boost(hidden, batch),
+                attribute_boosts=self._attribute_boosts(hidden, batch),
             )
 
         assert self.intent_heads is not None and self.intent_fusion is not None  # set together in __init__
@@ -319,11 +323,16 @@ class IntentRec(nn.Module):
         return ModelOutput(
             item_hidden=item_hidden, intent_logits=logits, intent_attention=attention, intent_embedding=z,
             history_boost=self._history_boost(item_hidden, batch),
+            attribute_boosts=self._attribute_boosts(item_hidden, batch),
         )
 
     def _history_boost(self, item_hidden: torch.Tensor, batch: SequenceBatch) -> torch.Tensor | None:
         """(B, n, n) the repeat boost read from E_item (which holds Z, and so the predicted intents), or None."""
         return None if self.repeat_boost is None else self.repeat_boost(item_hidden, batch.valid)
+
+    def _attribute_boosts(self, item_hidden: torch.Tensor, batch: SequenceBatch) -> tuple[AttributeBoost, ...]:
+        """The attribute repeat boosts read from E_item (``cfg.repeat_boost_attributes``), or ()."""
+        return () if self.attribute_boost is None else self.attribute_boost(item_hidden, batch.valid)
 
     def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
         """FC_item: scores over the whole catalogue (PAPER §3.2 step 10), PAD and UNK masked.

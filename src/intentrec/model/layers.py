@@ -23,10 +23,12 @@ from torch import nn
 
 from intentrec.config import ModelConfig
 from intentrec.errors import ConfigError
-from intentrec.structs import DataSpec, SequenceBatch
+from intentrec.structs import AttributeBoost, AttributeSpec, DataSpec, SequenceBatch
+from intentrec.vocab import UNK_IDX
 
 __all__ = [
     "MASKED_LOGIT",
+    "AttributeRepeatBoost",
     "CausalEncoder",
     "FCNorm",
     "FeatureEmbedder",
@@ -34,7 +36,10 @@ __all__ = [
     "RepeatBoost",
     "TimestampEncoding",
     "TransformerBlock",
+    "add_attribute_boost",
     "add_history_boost",
+    "attribute_boost_of",
+    "attribute_repeat_boost",
     "bidirectional_mask",
     "catalogue_linear",
     "causal_mask",
@@ -260,14 +265,7 @@ class ItemAttributeTable(nn.Module):
 
     def __init__(self, cfg: ModelConfig, spec: DataSpec, dim: int) -> None:
         super().__init__()
-        known = {a.name: a for a in spec.attributes}
-        unknown = [n for n in cfg.output_attributes if n not in known]
-        if unknown:
-            raise ConfigError(
-                f"model.output_attributes names {unknown}, which are not categorical attributes of the data; "
-                f"available: {sorted(known)} (fix model.output_attributes, or add the column to data.intents or "
-                "data.features.categorical)"
-            )
+        known = _known_attributes(tuple(cfg.output_attributes), spec, "output_attributes")
         self.names = tuple(cfg.output_attributes)
         self.n_items = spec.n_items
         # plain parameters (not nn.Embedding), so ``init_weights`` leaves their zero start alone; a list, not a
@@ -293,17 +291,7 @@ class ItemAttributeTable(nn.Module):
             ValueError: a name is missing, a table has the wrong number of rows, or a label is out of range.
         """
         for k, (name, table) in enumerate(zip(self.names, self.embeddings, strict=True)):
-            if name not in codes:
-                raise ValueError(f"no item labels for output attribute {name!r}")
-            value = torch.as_tensor(codes[name], dtype=torch.long)
-            value = value[:, None] if value.dim() == 1 else value  # (I, L)
-            if value.dim() != 2 or value.shape[0] != self.n_items:
-                raise ValueError(f"item labels of {name!r} must have {self.n_items} rows, got shape "
-                                 f"{tuple(value.shape)}")
-            if value.numel() and (int(value.min()) < 0 or int(value.max()) >= table.shape[0]):
-                raise ValueError(f"item labels of {name!r} must lie in [0, {table.shape[0]})")
-            value = value.clone()
-            value[:2] = 0  # PAD and UNK carry no label
+            value = _checked_codes(codes, name, self.n_items, table.shape[0])  # (I, L)
             setattr(self, f"codes_{k}", value.to(self.codes(k).device))
 
     def forward(self) -> torch.Tensor:
@@ -328,6 +316,37 @@ class ItemAttributeTable(nn.Module):
             if isinstance(saved, torch.Tensor) and saved.dim() == 2 and saved.shape[0] == self.n_items:
                 setattr(self, f"codes_{k}", torch.zeros_like(saved, dtype=torch.long, device=self.codes(k).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _checked_codes(codes: dict[str, torch.Tensor], name: str, n_items: int, n_classes: int) -> torch.Tensor:
+    """(I, L) int64 copy of ``codes[name]`` with rows 0 and 1 (PAD, UNK) emptied.
+
+    Raises:
+        ValueError: the name is missing, the table has the wrong number of rows, or a label is out of range.
+    """
+    if name not in codes:
+        raise ValueError(f"no item labels for attribute {name!r}")
+    value = torch.as_tensor(codes[name], dtype=torch.long)
+    value = value[:, None] if value.dim() == 1 else value  # (I, L)
+    if value.dim() != 2 or value.shape[0] != n_items:
+        raise ValueError(f"item labels of {name!r} must have {n_items} rows, got shape {tuple(value.shape)}")
+    if value.numel() and (int(value.min()) < 0 or int(value.max()) >= n_classes):
+        raise ValueError(f"item labels of {name!r} must lie in [0, {n_classes})")
+    value = value.clone()
+    value[:2] = 0  # PAD and UNK carry no label
+    return value
+
+
+def _known_attributes(names: tuple[str, ...], spec: DataSpec, key: str) -> dict[str, AttributeSpec]:
+    """The attributes of ``spec`` named by ``model.<key>``; ConfigError names the unknown ones."""
+    known = {a.name: a for a in spec.attributes}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"model.{key} names {unknown}, which are not categorical attributes of the data; available: "
+            f"{sorted(known)} (fix model.{key}, or add the column to data.intents or data.features.categorical)"
+        )
+    return known
 
 
 def item_attribute_table(cfg: ModelConfig, spec: DataSpec, dim: int) -> ItemAttributeTable | None:
@@ -423,6 +442,132 @@ def history_boost_of(
     for i in range(n):  # n (P, C) comparisons instead of one (P, C, n) tensor
         out = out + (cand == items[:, i : i + 1]).to(boost.dtype) * boost[:, i : i + 1]
     return out
+
+
+N_MASKED_LABELS = UNK_IDX + 1
+"""Leading attribute labels that are not values (PAD, ``other``): items carrying them share no boost."""
+
+
+class AttributeRepeatBoost(nn.Module):
+    """``model.repeat_boost_attributes``: a :class:`RepeatBoost` at the level of an item attribute (not in the paper).
+
+    For each attribute a (one label per item, e.g. a show), the prediction at position k adds to every item j::
+
+        score_k(j) += Σ_{i <= k, label_a(item_i) = label_a(j)} g^a_k · exp(r^a[min(k − i, R − 1)])
+
+    so after an episode of a show every episode of that show can move up or down together (a "continue the show"
+    intent lifts them, an "explore" intent lowers them); with ``repeat_boost`` beside it the model can also tell
+    the episodes already seen from the next one. Each attribute has its own gate and fall-off, zero at the start
+    (the untrained model is the plain head). Each item's label lives in an int64 buffer (``codes_<k>``, (I,)) set by
+    :meth:`set_codes` and saved with the weights; labels 0 (PAD) and 1 (``other``) share nothing.
+
+    Args:
+        cfg: model hyperparameters (``cfg.repeat_boost_attributes``, ``cfg.max_len``).
+        spec: data-derived sizes; every name must be a single-valued categorical attribute of ``spec``.
+        d_in: width of the hidden rows the gates read.
+
+    Raises:
+        ConfigError: a name is not an attribute of ``spec``, or has several labels per event.
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: DataSpec, d_in: int) -> None:
+        super().__init__()
+        names = tuple(cfg.repeat_boost_attributes)
+        known = _known_attributes(names, spec, "repeat_boost_attributes")
+        multi = [n for n in names if known[n].multi_valued]
+        if multi:
+            raise ConfigError(f"model.repeat_boost_attributes takes attributes with one label per item; {multi} "
+                              "have several (use a single-valued column such as a show or series id)")
+        self.names = names
+        self.n_items = spec.n_items
+        self.n_classes = tuple(known[n].n_classes for n in names)
+        self.boosts = nn.ModuleList(RepeatBoost(d_in, cfg.max_len) for _ in names)
+        for k in range(len(names)):
+            self.register_buffer(f"codes_{k}", torch.zeros(spec.n_items, dtype=torch.long))
+
+    def codes(self, k: int) -> torch.Tensor:
+        """(I,) int64 label of every item for attribute ``k`` (0 = none)."""
+        out = getattr(self, f"codes_{k}")
+        assert isinstance(out, torch.Tensor)
+        return out
+
+    def set_codes(self, codes: dict[str, torch.Tensor]) -> None:
+        """Store each item's label.
+
+        Args:
+            codes: attribute name -> (I,) (or (I, 1)) integer label of every item (rows 0 and 1, PAD and UNK,
+                are ignored), one entry per name of ``cfg.repeat_boost_attributes``.
+
+        Raises:
+            ValueError: a name is missing, a table has the wrong shape or several labels per item, or a label
+                is out of range.
+        """
+        for k, (name, n_classes) in enumerate(zip(self.names, self.n_classes, strict=True)):
+            value = _checked_codes(codes, name, self.n_items, n_classes)  # (I, L)
+            if value.shape[1] != 1:
+                raise ValueError(f"repeat_boost_attributes: {name!r} must have one label per item, got "
+                                 f"{value.shape[1]}")
+            setattr(self, f"codes_{k}", value[:, 0].contiguous().to(self.codes(k).device))
+
+    def forward(self, hidden: torch.Tensor, valid: torch.Tensor) -> tuple[AttributeBoost, ...]:
+        """Each attribute's boost.
+
+        Args:
+            hidden: (B, n, d_in) the rows the item head scores.
+            valid: (B, n) bool, True at real events.
+
+        Returns:
+            One :class:`~intentrec.structs.AttributeBoost` per attribute, its ``boost`` (B, n, n).
+        """
+        return tuple(
+            AttributeBoost(name=name, boost=boost(hidden, valid), codes=self.codes(k), n_classes=n_classes)
+            for k, (name, boost, n_classes) in enumerate(zip(self.names, self.boosts, self.n_classes, strict=True))
+        )
+
+
+def attribute_repeat_boost(cfg: ModelConfig, spec: DataSpec, d_in: int) -> AttributeRepeatBoost | None:
+    """An :class:`AttributeRepeatBoost` when ``cfg.repeat_boost_attributes`` names any, else None."""
+    return AttributeRepeatBoost(cfg, spec, d_in) if cfg.repeat_boost_attributes else None
+
+
+def add_attribute_boost(
+    scores: torch.Tensor, items: torch.Tensor, boost: torch.Tensor, codes: torch.Tensor, n_classes: int, *,
+    offset: int = 0,
+) -> torch.Tensor:
+    """Add an :class:`AttributeRepeatBoost` attribute's scores to catalogue scores.
+
+    Args:
+        scores: (P, C) scores; column c belongs to item ``c + offset`` (as in :func:`add_history_boost`).
+        items: (P, n) long input item ids of each scored row's sequence.
+        boost: (P, n) the row's boost per input position.
+        codes: (I,) long label of every item.
+        n_classes: number of labels.
+
+    Returns:
+        (P, C) ``scores`` plus, for every item, the summed boost of the input positions whose item shares its label.
+    """
+    labels = codes[items]  # (P, n)
+    per_label = add_history_boost(scores.new_zeros((scores.shape[0], n_classes)), labels, boost,
+                                  n_masked=N_MASKED_LABELS)  # (P, n_classes), columns 0 and 1 stay zero
+    columns = codes[offset : offset + scores.shape[-1]]  # (C,)
+    return scores + per_label.index_select(-1, columns)  # (P, C)
+
+
+def attribute_boost_of(
+    candidates: torch.Tensor, items: torch.Tensor, boost: torch.Tensor, codes: torch.Tensor
+) -> torch.Tensor:
+    """The :class:`AttributeRepeatBoost` score of given candidate items (the sampled softmax's columns).
+
+    Args:
+        candidates: (P, C) or (C,) long item ids.
+        items: (P, n) long input item ids of each row's sequence.
+        boost: (P, n) boost per input position.
+        codes: (I,) long label of every item.
+
+    Returns:
+        (P, C) as :func:`add_attribute_boost` adds at the candidates' columns.
+    """
+    return history_boost_of(codes[candidates], codes[items], boost, n_masked=N_MASKED_LABELS)
 
 
 class TimestampEncoding(nn.Module):

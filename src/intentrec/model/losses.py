@@ -20,10 +20,17 @@ import torch.nn.functional as F
 
 from intentrec.errors import ConfigError
 from intentrec.model.intentrec import N_MASKED_ITEMS
-from intentrec.model.layers import MASKED_LOGIT, add_history_boost, history_boost_of
+from intentrec.model.layers import (
+    MASKED_LOGIT,
+    add_attribute_boost,
+    add_history_boost,
+    attribute_boost_of,
+    history_boost_of,
+)
 from intentrec.structs import ModelOutput, SequenceBatch
 
 __all__ = [
+    "HistoryBoosts",
     "IntentRecLoss",
     "ItemScorer",
     "LossOutput",
@@ -40,6 +47,50 @@ class ItemScorer(Protocol):
     def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
         """(..., D) hidden rows -> (..., I) item logits."""
         ...
+
+
+@dataclass(frozen=True)
+class HistoryBoosts:
+    """The repeat boosts of the scored rows (``cfg.repeat_boost``, ``cfg.repeat_boost_attributes``), row-aligned.
+
+    Attributes:
+        items: (P, n) long input item ids of each row's sequence.
+        item_boost: (P, n) the item-level boost per input position, or None.
+        attributes: ``(boost (P, n), codes (I,), n_classes)`` per boosted attribute.
+    """
+
+    items: torch.Tensor
+    item_boost: torch.Tensor | None
+    attributes: tuple[tuple[torch.Tensor, torch.Tensor, int], ...]
+
+    @staticmethod
+    def of_rows(output: ModelOutput, batch: SequenceBatch, rows: torch.Tensor) -> HistoryBoosts | None:
+        """The boosts at flat positions ``rows`` (indices into B·n) of ``output``; None when it has none."""
+        if output.history_boost is None and not output.attribute_boosts:
+            return None
+        n = batch.item_idx.shape[1]
+        item_boost = None if output.history_boost is None else output.history_boost.reshape(-1, n)[rows]  # (P, n)
+        attributes = tuple((a.boost.reshape(-1, n)[rows], a.codes, a.n_classes) for a in output.attribute_boosts)
+        return HistoryBoosts(batch.item_idx[rows // n], item_boost, attributes)  # items (P, n)
+
+    def add(self, scores: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """(P, C) ``scores`` (column c = item ``c + offset``) plus every boost."""
+        if self.item_boost is not None:
+            scores = add_history_boost(scores, self.items, self.item_boost, n_masked=N_MASKED_ITEMS, offset=offset)
+        for boost, codes, n_classes in self.attributes:
+            scores = add_attribute_boost(scores, self.items, boost, codes, n_classes, offset=offset)
+        return scores  # (P, C)
+
+    def of(self, candidates: torch.Tensor) -> torch.Tensor:
+        """(P, C) the summed boosts of candidate items ((P, C) or (C,) long ids)."""
+        out = None
+        if self.item_boost is not None:
+            out = history_boost_of(candidates, self.items, self.item_boost, n_masked=N_MASKED_ITEMS)  # (P, C)
+        for boost, codes, _ in self.attributes:
+            part = attribute_boost_of(candidates, self.items, boost, codes)  # (P, C)
+            out = part if out is None else out + part
+        assert out is not None  # built only with at least one boost
+        return out
 
 
 @dataclass(frozen=True)
@@ -159,7 +210,7 @@ class SampledSoftmax:
 
     def __call__(
         self, model: ItemScorer, hidden: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-        negatives: torch.Tensor | None = None, history: tuple[torch.Tensor, torch.Tensor] | None = None,
+        negatives: torch.Tensor | None = None, history: HistoryBoosts | None = None,
     ) -> torch.Tensor:
         """Weighted mean sampled-softmax CE.
 
@@ -169,7 +220,7 @@ class SampledSoftmax:
             target: (P,) target item indices (>= 2).
             weight: (P,) non-negative weights.
             negatives: (N,) negatives to use instead of sampling (tests).
-            history: ``(items (P, n), boost (P, n))``, the repeat boost of each row (``cfg.repeat_boost``), added
+            history: the repeat boosts of each row (``cfg.repeat_boost``, ``cfg.repeat_boost_attributes``), added
                 to the target and negative scores; None = no boost.
 
         Returns:
@@ -186,9 +237,8 @@ class SampledSoftmax:
             pos = pos + bias[target]
             neg_logits = neg_logits + bias[neg]
         if history is not None:
-            items, boost = history  # (P, n), (P, n)
-            pos = pos + history_boost_of(target[:, None], items, boost, n_masked=N_MASKED_ITEMS)[:, 0].to(pos.dtype)
-            neg_logits = neg_logits + history_boost_of(neg, items, boost, n_masked=N_MASKED_ITEMS).to(neg_logits.dtype)
+            pos = pos + history.of(target[:, None])[:, 0].to(pos.dtype)  # (P,)
+            neg_logits = neg_logits + history.of(neg).to(neg_logits.dtype)  # (P, N)
         pos = pos - self.log_q[target]  # (P,) log-Q correction
         neg_logits = neg_logits - self.log_q[neg]  # (P, N)
         neg_logits = neg_logits.masked_fill(neg[None, :] == target[:, None], MASKED_LOGIT)  # accidental hits
@@ -244,22 +294,19 @@ class IntentRecLoss:
         rows = has_item.nonzero().squeeze(1)  # (P,)
         hidden = output.item_hidden.reshape(-1, output.item_hidden.shape[-1])[rows]  # (P, D)
         item_target = batch.target_item.reshape(-1)[rows]  # (P,)
-        history = None
-        if output.history_boost is not None:  # cfg.repeat_boost: each row's input items and their boost
-            n = batch.item_idx.shape[1]
-            history = (batch.item_idx[rows // n], output.history_boost.reshape(-1, n)[rows])  # (P, n), (P, n)
+        history = HistoryBoosts.of_rows(output, batch, rows)  # None without repeat boosts
         catalogue = getattr(model, "catalogue_logits", None)
         if self.item_sampler is not None:
             item_loss = self.item_sampler(model, hidden, item_target, item_weight[rows], history=history)
         elif catalogue is not None:  # real items only: no (P, I) masking pass over PAD/UNK
             item_logits = catalogue(hidden)  # (P, I - 2), column j = item j + 2
             if history is not None:
-                item_logits = add_history_boost(item_logits, *history, n_masked=N_MASKED_ITEMS, offset=N_MASKED_ITEMS)
+                item_logits = history.add(item_logits, offset=N_MASKED_ITEMS)
             item_loss = weighted_cross_entropy(item_logits, item_target - N_MASKED_ITEMS, item_weight[rows])
         else:
             item_logits = model.score_items(hidden)  # (P, I)
             if history is not None:
-                item_logits = add_history_boost(item_logits, *history, n_masked=N_MASKED_ITEMS)
+                item_logits = history.add(item_logits)
             item_loss = weighted_cross_entropy(item_logits, item_target, item_weight[rows])
         parts: dict[str, torch.Tensor] = {"item": item_loss}
 

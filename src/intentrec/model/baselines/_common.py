@@ -17,7 +17,13 @@ from intentrec.errors import ConfigError
 from intentrec.structs import AttributeSpec, DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import N_MASKED_ITEMS, IntentHeads, select_heads
-from ..layers import RepeatBoost, catalogue_linear, item_attribute_table, pad_masked_classes
+from ..layers import (
+    RepeatBoost,
+    attribute_repeat_boost,
+    catalogue_linear,
+    item_attribute_table,
+    pad_masked_classes,
+)
 
 __all__ = ["ItemPositionEmbedding", "ItemScoreHead", "baseline_heads"]
 
@@ -139,6 +145,8 @@ class ItemScoreHead(nn.Module):
         self.item_attributes = item_attribute_table(cfg, spec, d_in if cfg.item_head == "linear" else cfg.item_emb_dim)
         # model.repeat_boost: a learned score for the items already in the input (None = the head alone)
         self.repeat_boost = RepeatBoost(d_in, cfg.max_len) if cfg.repeat_boost else None
+        # model.repeat_boost_attributes: the same at the level of an item attribute (None = off)
+        self.attribute_boost = attribute_repeat_boost(cfg, spec, d_in)
 
     def forward(self, hidden: torch.Tensor, item_embedding: nn.Embedding) -> torch.Tensor:
         """Score the catalogue.
@@ -189,13 +197,17 @@ class BaselineModel(nn.Module):
         """Wrap the per-position representation (B, n, D): intent logits from the heads, no fusion outputs.
 
         ``item_loss_weight`` (B, n), if given, is passed on as ``ModelOutput.item_loss_weight``. ``valid`` (B, n),
-        the real events of the input, is needed by the repeat boost (``cfg.repeat_boost``).
+        the real events of the input, is needed by the repeat boosts (``cfg.repeat_boost``,
+        ``cfg.repeat_boost_attributes``).
         """
         logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
         boost = None
-        if self.item_output.repeat_boost is not None:
-            assert valid is not None, "a model with repeat_boost must pass the input's valid mask"
-            boost = self.item_output.repeat_boost(hidden, valid)  # (B, n, n)
+        head = self.item_output
+        if head.repeat_boost is not None or head.attribute_boost is not None:
+            assert valid is not None, "a model with a repeat boost must pass the input's valid mask"
+        if head.repeat_boost is not None:
+            boost = head.repeat_boost(hidden, valid)  # (B, n, n)
+        attributes = () if head.attribute_boost is None else head.attribute_boost(hidden, valid)
         return ModelOutput(
             item_hidden=hidden,
             intent_logits=logits,
@@ -203,6 +215,7 @@ class BaselineModel(nn.Module):
             intent_embedding=None,
             item_loss_weight=item_loss_weight,
             history_boost=boost,
+            attribute_boosts=attributes,
         )
 
     def score_items(self, item_hidden: torch.Tensor) -> torch.Tensor:
