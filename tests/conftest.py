@@ -62,7 +62,8 @@ def tiny_bundle(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """IntentRec V3 on the tiny streaming simulator (repeat-with-series, genre, format, recency intents)."""
     return _train(tmp_path_factory.mktemp("sim"), "streaming_sim.yaml", [
-        "data.source.name=tiny", "model.max_len=30", "model.d_model=32", "model.d_proj=16", "model.d_short=16",
+        "data.source.name=tiny", "model.max_len=30", "model.d_model=32", "model.item_emb_dim=32", "model.d_proj=16",
+        "model.d_short=16",
     ])
 
 

@@ -79,9 +79,9 @@ def test_movielens_requests_match_training_inputs(tiny_run: Path, tiny_bundle: P
 
 
 def test_simulator_requests_match_training_inputs(sim_run: Path, sim_bundle: Path) -> None:
-    # repeat intent over show series, item-level genre/format, recency from release dates
+    # repeat intent over show series, item-level genre/format and show id (an input), recency from release dates
     rules = {r.name: r.source for r in Predictor.from_path(sim_bundle).bundle.live.rules}
-    assert rules == {"action": "repeat", "genre": "item", "format": "item", "recency": "recency"}
+    assert rules == {"action": "repeat", "genre": "item", "format": "item", "recency": "recency", "show_id": "item"}
     _check_parity(sim_run, sim_bundle)
 
 
