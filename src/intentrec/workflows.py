@@ -634,7 +634,7 @@ def _history_events(history: Any) -> list[Any]:
 
 def predict_schema(head_names: tuple[str, ...], has_fusion: bool) -> dict[str, str]:
     """Columns of the batch-prediction Parquet file (one row per user or session)."""
-    schema = {"user_id": "string", "items": "list<string>", "scores": "list<float32>"}
+    schema = {"user_id": "string", "items": "list<string>", "scores": "list<float32>", "boosts": "list<float32>"}
     for name in head_names:
         schema[f"{name}_labels"] = "list<string>"
         schema[f"{name}_probs"] = "list<float32>"
@@ -686,7 +686,7 @@ def predict(
     schema = predict_schema(pred.head_names, has_fusion)
 
     def row(key: str, n: int, p: Prediction | None, error: str | None) -> dict[str, Any]:
-        r: dict[str, Any] = {"user_id": key, "items": [], "scores": [], "n_events": n, "events_used": 0,
+        r: dict[str, Any] = {"user_id": key, "items": [], "scores": [], "boosts": None, "n_events": n, "events_used": 0,
                              "fallback": None, "ignored_items": [], "error": error}
         for name in pred.head_names:
             r[f"{name}_labels"], r[f"{name}_probs"] = [], []
@@ -696,7 +696,8 @@ def predict(
             r["intent_embedding"] = None
         if p is None:
             return r
-        r.update(items=[i for i, _ in p.items], scores=[s for _, s in p.items], events_used=p.events_used,
+        r.update(items=[i for i, _ in p.items], scores=[s for _, s in p.items], boosts=p.item_boosts,
+                 events_used=p.events_used,
                  fallback=p.fallback, ignored_items=list(p.ignored_items))
         for name, labels in p.intents.items():
             r[f"{name}_labels"] = [lab for lab, _ in labels]

@@ -204,3 +204,46 @@ def test_predict_many_equals_one_by_one(tiny_bundle: Path) -> None:
         np.testing.assert_allclose([s for _, s in got.items], [s for _, s in alone.items], atol=1e-4)
         for name, labels in alone.intents.items():
             np.testing.assert_allclose([p for _, p in got.intents[name]], [p for _, p in labels], atol=1e-5)
+
+
+def test_boost_share_of_each_score_is_explained_by_the_history(sim_run: Path, sim_bundle: Path) -> None:
+    """The simulator config has both repeat boosts: each returned item carries the part of its score that the
+    history adds, exactly zero for items that share neither the title nor the show with the history, and the same
+    from the torch and ONNX backends, the HTTP answer and ``intentrec explain``."""
+    from fastapi.testclient import TestClient
+
+    from intentrec import analysis_workflows
+    from intentrec.serve.http import create_app
+
+    pred = Predictor.from_path(sim_bundle)
+    vocab = pred.bundle.item_vocab
+    shows = [i for i in vocab.ids if i.startswith("s") and i.endswith("e01") and vocab.encode(i[:-3] + "e02") >= 2]
+    assert shows, "the tiny simulator has shows with two known episodes"
+    first = shows[0]
+    nxt = first[:-3] + "e02"
+    history = [LiveEvent(first, 1_706_000_000.0, {})]
+    others = [i for i in vocab.ids if i[:6] != first[:6]][:20]
+    got = pred.predict(history, k=30, candidates=[first, nxt, *others], exclude_seen=False)
+    boosts = dict(zip([i for i, _ in got.items], got.item_boosts or [], strict=True))
+    assert set(boosts) == {first, nxt, *others}
+    assert all(boosts[i] == 0.0 for i in others)  # nothing in the history reaches them
+    assert boosts[nxt] != 0.0  # an episode of the watched show
+    assert boosts[first] != boosts[nxt]  # the watched title also gets the item-level boost
+
+    heads = dict(got.items)
+    plain = pred.predict(history, k=30, candidates=others, exclude_seen=False)
+    assert dict(plain.items) == pytest.approx({i: heads[i] for i in others}, abs=1e-5)
+
+    onnx_bundle = workflows.export(sim_run, sim_bundle.parent / "onnx-boost-bundle", onnx=True)
+    onnx = Predictor.from_path(onnx_bundle, backend="onnx").predict(history, k=30, candidates=[first, nxt, *others],
+                                                                    exclude_seen=False)
+    assert dict(zip([i for i, _ in onnx.items], onnx.item_boosts or [], strict=True)) == pytest.approx(boosts, abs=1e-4)
+
+    client = TestClient(create_app(pred))
+    body = client.post("/v1/recommend", json={"events": [{"item_id": first, "timestamp": 1_706_000_000}], "k": 30,
+                                               "candidates": [first, nxt, *others], "exclude_seen": False}).json()
+    assert {it["item_id"]: it["boost"] for it in body["items"]} == pytest.approx(boosts, abs=1e-5)
+
+    why = analysis_workflows.explain(sim_bundle, items=[first], at=1_706_000_060.0, k=5, exclude_seen=False)
+    views = {v.item_id: v for v in why.items}
+    assert all(v.boost is not None for v in views.values()) and "boost" in why.to_json()["items"][0]

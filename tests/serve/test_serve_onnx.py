@@ -46,7 +46,10 @@ def max_diffs(got: ScoreOutput, want: ScoreOutput) -> dict[str, float]:
     assert got.intent_probs.keys() == want.intent_probs.keys()
     assert (got.attention is None) == (want.attention is None)
     assert (got.embedding is None) == (want.embedding is None)
+    assert (got.boosts is None) == (want.boosts is None)
     pairs = {"scores": (got.scores, want.scores)}
+    if want.boosts is not None:
+        pairs["boosts"] = (got.boosts, want.boosts)  # type: ignore[assignment]
     pairs.update({f"probs/{k}": (got.intent_probs[k], want.intent_probs[k]) for k in want.intent_probs})
     if want.attention is not None:
         pairs["attention"] = (got.attention, want.attention)  # type: ignore[assignment]

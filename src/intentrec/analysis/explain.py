@@ -48,10 +48,14 @@ class ItemView:
     """head -> the labels this item would have if engaged now (item-determinable heads only)."""
     matches: tuple[tuple[str, str, float], ...]
     """(head, label, predicted probability) of the item's labels that are among the member's top predicted labels."""
+    boost: float | None = None
+    """The part of ``score`` the history adds through the repeat boosts (the title, or an episode of its show, was
+    watched before); None for models without them."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {"rank": self.rank, "item_id": self.item_id, "name": self.name, "score": round(self.score, 4),
+                "boost": None if self.boost is None else round(self.boost, 4),
                 "labels": {h: list(v) for h, v in self.labels.items()},
                 "matches": [{"intent": h, "label": lab, "probability": round(p, 4)} for h, lab, p in self.matches]}
 
@@ -124,7 +128,8 @@ class Explanation:
         lines.append("Top items and the predicted intents they match:")
         for item in self.items:
             match = ", ".join(f"{h} {lab} ({p:.0%})" for h, lab, p in item.matches) or "none of the top labels"
-            lines.append(f"  {item.rank:>2}. {item.name}  [score {item.score:.2f}]  matches: {match}")
+            boost = "" if item.boost is None or abs(item.boost) < 5e-3 else f", {item.boost:+.2f} from the history"
+            lines.append(f"  {item.rank:>2}. {item.name}  [score {item.score:.2f}{boost}]  matches: {match}")
         if self.ignored_items:
             lines.append(f"Ignored unknown items: {', '.join(self.ignored_items)}")
         lines.extend(f"Note: {n}" for n in self.notes)
@@ -190,6 +195,7 @@ def explain_readout(
 
     items = readout.top_items[row, :k]  # (k,)
     scores = readout.top_scores[row, :k]  # (k,)
+    boosts = None if readout.top_boosts is None else readout.top_boosts[row, :k]  # (k,)
     matrices: dict[str, np.ndarray] = {}
     if item_labels is not None:
         for head in item_labels.row_heads:
@@ -206,7 +212,8 @@ def explain_readout(
             labels[head] = tuple(label_vocabs[head].decode(j) for j in codes)
             matches.extend((head, label_vocabs[head].decode(j), top_sets[head][j]) for j in codes if j in top_sets[head])
         views.append(ItemView(r + 1, item_id(ix), item_name(ix), float(score), labels,
-                              tuple(sorted(matches, key=lambda t: -t[2]))))
+                              tuple(sorted(matches, key=lambda t: -t[2])),
+                              None if boosts is None else float(boosts[r])))
     notes: list[str] = []
     if att is None:
         notes.append("this model has no intent attention (IntentRec V2/V3 fuse the intent heads into Z)")

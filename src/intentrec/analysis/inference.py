@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from intentrec.model import score_positions
+from intentrec.model import score_position_parts
 from intentrec.structs import EncodedSequences, SequenceBatch
 
 __all__ = ["IntentReadout", "last_event_targets", "read_out", "session_start_targets"]
@@ -42,6 +42,8 @@ class IntentReadout:
     """(T, K) int64 item indices, best first (PAD/UNK never; seen items removed when asked); K = 0 if not asked."""
     top_scores: np.ndarray
     """(T, K) float32 scores of :attr:`top_items`."""
+    top_boosts: np.ndarray | None = None
+    """(T, K) float32 share of :attr:`top_scores` that the repeat boosts add; None for models without them."""
 
     @property
     def n(self) -> int:
@@ -65,6 +67,7 @@ class IntentReadout:
             input_events=self.input_events[idx],
             top_items=self.top_items[idx],
             top_scores=self.top_scores[idx],
+            top_boosts=pick(self.top_boosts),
         )
 
     def primary_head(self) -> np.ndarray:
@@ -146,6 +149,7 @@ def read_out(
     n_input: list[np.ndarray] = []
     top_items: list[np.ndarray] = []
     top_scores: list[np.ndarray] = []
+    top_boosts: list[np.ndarray] = []
     names: tuple[str, ...] = ()
     done = 0
     for batch in batches:
@@ -162,7 +166,8 @@ def read_out(
         n_input.append(batch.valid.sum(dim=1).cpu().numpy())  # (B,)
         if top_k > 0:
             rows = torch.arange(batch.batch_size, device=batch.item_idx.device)  # (B,)
-            scores = score_positions(model, out, batch, rows, last).float()  # (B, I)
+            head, boost = score_position_parts(model, out, batch, rows, last)  # (B, I), (B, I) | None
+            scores = (head if boost is None else head + boost).float()  # (B, I)
             scores[:, :2] = -torch.inf
             if exclude_seen and data is not None:
                 chunk = targets[done : done + batch.batch_size]
@@ -170,6 +175,8 @@ def read_out(
             best = torch.topk(scores, min(top_k, scores.shape[1]), dim=1)
             top_items.append(best.indices.cpu().numpy())
             top_scores.append(best.values.cpu().numpy())
+            if boost is not None:
+                top_boosts.append(boost.float().gather(1, best.indices).cpu().numpy())  # (B, K)
         done += batch.batch_size
         if progress is not None:
             progress(done)
@@ -191,4 +198,5 @@ def read_out(
         input_events=cat(n_input, (0,), np.int64),
         top_items=cat(top_items, (done, 0), np.int64),
         top_scores=cat(top_scores, (done, 0), np.float32),
+        top_boosts=cat(top_boosts, (done, 0), np.float32) if top_boosts else None,
     )

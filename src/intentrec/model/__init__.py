@@ -5,7 +5,8 @@ Public API:
 
 * :func:`build_model` — the model for a config and a data spec.
 * :func:`set_item_attribute_codes` — give a model built with ``output_attributes`` each item's labels.
-* :func:`score_positions` — catalogue scores at chosen positions (the item head plus the repeat boosts, if any).
+* :func:`score_positions` — catalogue scores at chosen positions (the item head plus the repeat boosts, if any);
+  :func:`score_position_parts` keeps the two parts apart (the serving explanation).
 * :class:`IntentRec` — V0-V3; ``score_items`` turns ``item_hidden`` rows into catalogue logits.
 * :class:`IntentRecLoss`, :class:`LossOutput` — L = L_item + λ Σ L_intent with named parts.
 """
@@ -40,6 +41,7 @@ __all__ = [
     "build_model",
     "multi_positive_cross_entropy",
     "sampling_log_q",
+    "score_position_parts",
     "score_positions",
     "set_item_attribute_codes",
     "weighted_cross_entropy",
@@ -132,12 +134,27 @@ def score_positions(
     Returns:
         (P, I) scores; columns 0 (PAD) and 1 (UNK) masked.
     """
-    scores = model.score_items(output.item_hidden[rows, cols])  # (P, I)
+    head, boost = score_position_parts(model, output, batch, rows, cols)
+    return head if boost is None else head + boost  # (P, I)
+
+
+def score_position_parts(
+    model: nn.Module, output: ModelOutput, batch: SequenceBatch, rows: torch.Tensor, cols: torch.Tensor | int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`score_positions` in two parts: the item head's scores and the repeat boosts' share.
+
+    Returns:
+        ``(head (P, I), boost (P, I) | None)``: ``head`` as ``model.score_items`` gives it (PAD/UNK masked);
+        ``boost`` the summed repeat boosts of every item (0 for items the history does not reach, PAD and UNK),
+        None when the model has no boost. Their sum is :func:`score_positions`.
+    """
+    head = model.score_items(output.item_hidden[rows, cols])  # (P, I)
+    if output.history_boost is None and not output.attribute_boosts:
+        return head, None
     items = batch.item_idx[rows]  # (P, n)
+    boost = torch.zeros_like(head)  # (P, I)
     if output.history_boost is not None:
-        boost = output.history_boost[rows, cols]  # (P, n)
-        scores = add_history_boost(scores, items, boost, n_masked=N_MASKED_ITEMS)  # (P, I)
+        boost = add_history_boost(boost, items, output.history_boost[rows, cols], n_masked=N_MASKED_ITEMS)
     for attribute in output.attribute_boosts:
-        boost = attribute.boost[rows, cols]  # (P, n)
-        scores = add_attribute_boost(scores, items, boost, attribute.codes, attribute.n_classes)  # (P, I)
-    return scores
+        boost = add_attribute_boost(boost, items, attribute.boost[rows, cols], attribute.codes, attribute.n_classes)
+    return head, boost  # (P, I), (P, I)

@@ -333,6 +333,11 @@ class ItemOut(BaseModel):
     item_id: str
     score: float = Field(description="The model's logit (the training event count for the popularity fallback).")
     name: str = Field(description="Display name (the title when the data has one, else the id).")
+    boost: float | None = Field(
+        default=None,
+        description="The part of the score that the history adds through the repeat boosts (the title, or an episode "
+                    "of the same show, was watched before); null for models without them.",
+    )
 
 
 class LabelOut(BaseModel):
@@ -442,7 +447,10 @@ def _prediction_to_response(pred: Prediction, model_version: str) -> RecommendRe
     """The JSON body of one prediction."""
     return RecommendResponse(
         model_version=model_version,
-        items=[ItemOut(item_id=i, score=s, name=n) for (i, s), n in zip(pred.items, pred.item_names, strict=True)],
+        items=[
+            ItemOut(item_id=i, score=s, name=n, boost=None if pred.item_boosts is None else pred.item_boosts[j])
+            for j, ((i, s), n) in enumerate(zip(pred.items, pred.item_names, strict=True))
+        ],
         intents={
             name: IntentOut(
                 labels=[LabelOut(label=lab, probability=p) for lab, p in labels],

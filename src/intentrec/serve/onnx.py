@@ -22,12 +22,13 @@ makes them::
 Graph outputs, in this order::
 
     item_scores       (B, I)       float32  item logits after the last event (PAD and UNK very negative)
+    item_boost        (B, I)       float32  the repeat boosts' share of item_scores  (models with a boost only)
     intent_probs_<j>  (B, d_j)     float32  softmax of the j-th intent head's logits (``head_names`` order)
     intent_attention  (B, M)       float32  attention weight of each intent head   (IntentRec V2/V3 only)
     intent_embedding  (B, d_proj)  float32  intent embedding Z                      (IntentRec V2/V3 only)
 
 The model's metadata (``metadata_props``) records the head names, the attribute behind each ``attribute_<j>``,
-whether the fusion outputs are present and the architecture, so the file alone is enough to score with. Every
+whether the fusion and boost outputs are present and the architecture, so the file alone is enough to score with. Every
 input is declared even when a model does not read it (SASRec reads only items and positions); the scorer feeds
 exactly the inputs the graph declares.
 
@@ -70,7 +71,7 @@ from torch import nn
 from intentrec.config import ExperimentConfig, ModelConfig
 from intentrec.errors import CheckpointError
 from intentrec.features.collate import CollateSettings, Example, collate
-from intentrec.model import score_positions
+from intentrec.model import score_position_parts
 from intentrec.serve.bundle import ONNX_FILE, Bundle
 from intentrec.serve.predictor import ScoreOutput
 from intentrec.structs import DataSpec, SequenceBatch
@@ -86,6 +87,7 @@ _META_HEADS = "intentrec.head_names"
 _META_CATEGORICAL = "intentrec.categorical"
 _META_FUSION = "intentrec.has_fusion"
 _META_ARCH = "intentrec.architecture"
+_META_BOOST = "intentrec.has_boost"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 """Terminal colour codes (the exporter's messages contain some)."""
@@ -109,16 +111,19 @@ class ScorerModule(nn.Module):
         categorical_names: the categorical input attributes, in the order of the trailing forward arguments.
         has_fusion: whether the model returns intent attention and Z (IntentRec V2/V3); they are then the last
             two outputs.
+        has_boost: whether the model has repeat boosts; their share of the scores is then the second output.
     """
 
     def __init__(
-        self, model: nn.Module, head_names: Sequence[str], categorical_names: Sequence[str], has_fusion: bool
+        self, model: nn.Module, head_names: Sequence[str], categorical_names: Sequence[str], has_fusion: bool,
+        has_boost: bool = False,
     ) -> None:
         super().__init__()
         self.model = model.eval()
         self.head_names = tuple(head_names)
         self.categorical_names = tuple(categorical_names)
         self.has_fusion = has_fusion
+        self.has_boost = has_boost
 
     def forward(
         self,
@@ -139,7 +144,7 @@ class ScorerModule(nn.Module):
             categorical: one (B, n) or (B, n, L) long tensor per name of ``categorical_names``.
 
         Returns:
-            ``(scores (B, I), *probs (B, d_i) per head, [attention (B, M), embedding (B, d_proj)])``.
+            ``(scores (B, I), [boost (B, I)], *probs (B, d_i) per head, [attention (B, M), embedding (B, d_proj)])``.
         """
         B = item_idx.shape[0]
         zeros_long = torch.zeros_like(item_idx)  # (B, n) the targets: never read by a model in eval mode
@@ -159,7 +164,11 @@ class ScorerModule(nn.Module):
         )
         out = self.model(batch)
         rows = torch.arange(B, device=item_idx.device)  # (B,) left padding: the last column is the latest event
-        outputs = [score_positions(self.model, out, batch, rows, -1).float()]  # [(B, I)]
+        head, boost = score_position_parts(self.model, out, batch, rows, -1)  # (B, I), (B, I) | None
+        outputs = [(head if boost is None else head + boost).float()]  # [(B, I)]
+        if self.has_boost:
+            assert boost is not None  # has_boost checked at export
+            outputs.append(boost.float())  # (B, I)
         for name in self.head_names:
             outputs.append(torch.softmax(out.intent_logits[name][:, -1].float(), dim=-1))  # (B, d_i)
         if self.has_fusion:
@@ -169,12 +178,14 @@ class ScorerModule(nn.Module):
         return tuple(outputs)
 
 
-def _has_fusion(model: nn.Module, batch: SequenceBatch) -> tuple[bool, tuple[str, ...]]:
-    """Whether the model returns fusion outputs, and which heads it returns logits for (one eager pass)."""
+def _has_fusion(model: nn.Module, batch: SequenceBatch) -> tuple[bool, tuple[str, ...], bool]:
+    """Whether the model returns fusion outputs, which heads it returns logits for, and whether it has repeat
+    boosts (one eager pass)."""
     with torch.inference_mode():
         out = model(batch)
     heads = tuple(h for h in getattr(model, "head_names", ()) if h in out.intent_logits)
-    return out.intent_attention is not None and out.intent_embedding is not None, heads
+    has_boost = out.history_boost is not None or bool(out.attribute_boosts)
+    return out.intent_attention is not None and out.intent_embedding is not None, heads, has_boost
 
 
 def _model_config(cfg: ExperimentConfig | ModelConfig) -> ModelConfig:
@@ -351,11 +362,12 @@ def onnx_bytes(
     arch = _architecture(cfg)
     categorical_names = tuple(a.name for a in spec.inputs)
     batch = example_batch(cfg, spec, label_widths)
-    has_fusion, head_names = _has_fusion(model, batch)
-    module = ScorerModule(model, head_names, categorical_names, has_fusion).eval()
+    has_fusion, head_names, has_boost = _has_fusion(model, batch)
+    module = ScorerModule(model, head_names, categorical_names, has_fusion, has_boost).eval()
     args = _flat_inputs(batch, categorical_names)
     input_names = [*BASE_INPUTS, *(f"attribute_{j}" for j in range(len(categorical_names)))]
-    output_names = ["item_scores", *(f"intent_probs_{j}" for j in range(len(head_names)))]
+    output_names = ["item_scores", *(["item_boost"] if has_boost else []),
+                    *(f"intent_probs_{j}" for j in range(len(head_names)))]
     if has_fusion:
         output_names += ["intent_attention", "intent_embedding"]
     batch_dim = torch.export.Dim("batch", min=1)
@@ -391,6 +403,7 @@ def onnx_bytes(
         _META_CATEGORICAL: json.dumps(list(categorical_names)),
         _META_FUSION: json.dumps(has_fusion),
         _META_ARCH: arch,
+        _META_BOOST: json.dumps(has_boost),
     }
     del proto.metadata_props[:]
     for key, value in meta.items():
@@ -469,12 +482,14 @@ class OnnxScorer:
                 "has_attention, or export it with intentrec"
             ) from None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.has_boost = bool(json.loads(meta.get(_META_BOOST, "false")))  # absent in exports before the boosts
         self.output_names = tuple(o.name for o in self.session.get_outputs())
-        expected = 1 + len(self.head_names) + (2 if self.has_attention else 0)
+        expected = 1 + self.has_boost + len(self.head_names) + (2 if self.has_attention else 0)
         if len(self.output_names) != expected:
             raise CheckpointError(
                 f"the ONNX model has {len(self.output_names)} outputs, expected {expected} (scores, "
-                f"{len(self.head_names)} intent heads{', attention, embedding' if self.has_attention else ''})"
+                f"{'boost, ' if self.has_boost else ''}{len(self.head_names)} intent heads"
+                f"{', attention, embedding' if self.has_attention else ''})"
             )
         known = {*BASE_INPUTS, *(f"attribute_{j}" for j in range(len(self.categorical_names)))}
         unknown = [name for name in self.input_names if name not in known]
@@ -521,12 +536,14 @@ class OnnxScorer:
         """Score the position after each row's last event (see :class:`~intentrec.serve.predictor.Scorer`)."""
         outputs = self.session.run(None, self.feeds(batch))
         scores = np.asarray(outputs[0], dtype=np.float32)  # (B, I)
+        boosts = np.asarray(outputs[1], dtype=np.float32) if self.has_boost else None  # (B, I)
+        first = 1 + self.has_boost
         probs = {
             name: np.asarray(p, dtype=np.float32)  # (B, d_i)
-            for name, p in zip(self.head_names, outputs[1 : 1 + len(self.head_names)], strict=True)
+            for name, p in zip(self.head_names, outputs[first : first + len(self.head_names)], strict=True)
         }
         attention = embedding = None
         if self.has_attention:
             attention = np.asarray(outputs[-2], dtype=np.float32)  # (B, M)
             embedding = np.asarray(outputs[-1], dtype=np.float32)  # (B, d_proj)
-        return ScoreOutput(scores, probs, attention, embedding)
+        return ScoreOutput(scores, probs, attention, embedding, boosts)

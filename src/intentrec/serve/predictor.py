@@ -22,7 +22,7 @@ import torch
 from intentrec.errors import ConfigError, RequestError
 from intentrec.features.collate import CollateSettings, Example, collate
 from intentrec.features.live import EncodedRequest, LiveEvent, encode_live_events
-from intentrec.model import score_positions
+from intentrec.model import score_position_parts
 from intentrec.serve.bundle import Bundle, load_bundle
 from intentrec.structs import SequenceBatch
 
@@ -49,6 +49,9 @@ class ScoreOutput:
     """(B, M) float32 attention weight of each intent head (PAPER Eq. 2), None for models without fusion."""
     embedding: np.ndarray | None
     """(B, d_proj) float32 intent embedding Z, None for models without fusion."""
+    boosts: np.ndarray | None = None
+    """(B, I) float32 share of ``scores`` that the repeat boosts add (``model.repeat_boost``,
+    ``model.repeat_boost_attributes``), None for models without them."""
 
 
 class Scorer(Protocol):
@@ -71,12 +74,14 @@ class TorchScorer:
         """Score a batch (see :class:`Scorer`)."""
         out = self.model(batch)
         rows = torch.arange(batch.batch_size, device=batch.item_idx.device)  # (B,) left padding: last column = latest
-        scores = score_positions(self.model, out, batch, rows, -1).float()  # (B, I)
+        head, boost = score_position_parts(self.model, out, batch, rows, -1)  # (B, I), (B, I) | None
+        scores = (head if boost is None else head + boost).float()  # (B, I)
         probs = {name: torch.softmax(out.intent_logits[name][:, -1].float(), dim=-1).numpy()  # (B, d_i)
                  for name in self.head_names if name in out.intent_logits}
         attention = None if out.intent_attention is None else out.intent_attention[:, -1].float().numpy()  # (B, M)
         embedding = None if out.intent_embedding is None else out.intent_embedding[:, -1].float().numpy()  # (B, d)
-        return ScoreOutput(scores.numpy(), probs, attention, embedding)
+        boosts = None if boost is None else boost.float().numpy()  # (B, I)
+        return ScoreOutput(scores.numpy(), probs, attention, embedding, boosts)
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,9 @@ class Prediction:
     """The request's user id, if any."""
     intent_distributions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     """intent -> (d_i,) full probability vector over the label vocabulary (batch prediction keeps it)."""
+    item_boosts: list[float] | None = None
+    """The share of each item's score that the repeat boosts add (the history's part: "you watched this title /
+    an episode of this show"), aligned with ``items``; None for models without them and for the fallback."""
 
 
 class Predictor:
@@ -256,6 +264,7 @@ class Predictor:
             truncated=enc.truncated,
             user_id=req.user_id,
             intent_distributions=distributions,
+            item_boosts=None if out is None or out.boosts is None else [float(out.boosts[row, i]) for i in top],
         )
 
 
