@@ -22,7 +22,15 @@ import torch
 from intentrec.config import ModelConfig
 from intentrec.structs import AttributeSpec, DataSpec, SequenceBatch
 
-__all__ = ["OverfitResult", "overfit", "random_batch", "random_spec", "tiny_model_config", "with_left_padding"]
+__all__ = [
+    "OverfitResult",
+    "overfit",
+    "random_batch",
+    "random_spec",
+    "score_every_position",
+    "tiny_model_config",
+    "with_left_padding",
+]
 
 DEFAULT_INTENTS: tuple[tuple[str, int, bool], ...] = (("action", 6, False), ("genre", 8, True))
 """(name, n_classes incl. PAD and other, multi_valued) of the default intents of :func:`random_spec`."""
@@ -316,3 +324,22 @@ def overfit(model: torch.nn.Module, batch: SequenceBatch, steps: int, lr: float 
             if batch.target_intents[name].dim() == 2
         }
     return OverfitResult(losses[0], losses[-1], final, item_acc, intents)
+
+
+def score_every_position(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
+    """(B, n, I) :func:`intentrec.model.score_positions` at every position of ``batch`` (head and repeat boosts).
+
+    Example:
+        >>> from intentrec.model import build_model
+        >>> spec = random_spec(n_items=10)
+        >>> model = build_model(tiny_model_config(), spec).eval()
+        >>> tuple(score_every_position(model, random_batch(spec, 2, 5, seed=0)).shape)
+        (2, 5, 10)
+    """
+    from intentrec.model import score_positions  # the testing layer may import any stage
+
+    out = model(batch)
+    B, n = batch.item_idx.shape
+    rows = torch.arange(B).repeat_interleave(n)  # (B·n,)
+    cols = torch.arange(n).repeat(B)  # (B·n,)
+    return score_positions(model, out, batch, rows, cols).reshape(B, n, -1)  # (B, n, I)

@@ -18,8 +18,14 @@ from intentrec.model import (
     set_item_attribute_codes,
 )
 from intentrec.model.layers import AttributeRepeatBoost, add_attribute_boost, attribute_boost_of
-from intentrec.structs import DataSpec, SequenceBatch
-from intentrec.testing import random_batch, random_spec, tiny_model_config, with_left_padding
+from intentrec.structs import DataSpec
+from intentrec.testing import (
+    random_batch,
+    random_spec,
+    score_every_position,
+    tiny_model_config,
+    with_left_padding,
+)
 
 B, N = 3, 10
 ATTRIBUTE = "country"  # single-valued input attribute of random_spec
@@ -62,13 +68,6 @@ def _model(spec: DataSpec, architecture: str, overrides: dict[str, object], *, a
     return model
 
 
-def _all_scores(model: nn.Module, batch: SequenceBatch) -> torch.Tensor:
-    """(B, n, I) score_positions at every position."""
-    out = model(batch)
-    rows = torch.arange(batch.item_idx.shape[0]).repeat_interleave(batch.item_idx.shape[1])
-    cols = torch.arange(batch.item_idx.shape[1]).repeat(batch.item_idx.shape[0])
-    return score_positions(model, out, batch, rows, cols).reshape(*batch.item_idx.shape, -1)
-
 
 @pytest.mark.parametrize(("architecture", "overrides"), CASES)
 def test_boost_adds_the_gated_decayed_score_to_every_item_sharing_an_earlier_items_label(
@@ -81,7 +80,7 @@ def test_boost_adds_the_gated_decayed_score_to_every_item_sharing_an_earlier_ite
     module = _boost_module(model).boosts[0]
     with torch.no_grad():
         out = model(batch)
-        got = _all_scores(model, batch)
+        got = score_every_position(model, batch)
         plain = replace(out, attribute_boosts=())
         for b in range(B):
             for k in range(N):
@@ -106,7 +105,7 @@ def test_untrained_boost_scores_like_the_plain_head(architecture: str, overrides
     with torch.no_grad():
         out = model(batch)
         plain = model.score_items(out.item_hidden)  # (B, n, I)
-        torch.testing.assert_close(_all_scores(model, batch), plain)
+        torch.testing.assert_close(score_every_position(model, batch), plain)
 
 
 @pytest.mark.parametrize(("architecture", "overrides"), CASES)
@@ -121,8 +120,8 @@ def test_boosted_scores_are_causal_and_ignore_left_padding(architecture: str, ov
     item_idx[b, j] = new  # another label: the boost of the later positions moves
     changed = replace(batch, item_idx=item_idx)
     with torch.no_grad():
-        before, after = _all_scores(model, batch), _all_scores(model, changed)
-        padded = _all_scores(model, with_left_padding(batch, 4))
+        before, after = score_every_position(model, batch), score_every_position(model, changed)
+        padded = score_every_position(model, with_left_padding(batch, 4))
     torch.testing.assert_close(after[b, 2:j], before[b, 2:j], atol=1e-5, rtol=0)  # earlier real positions
     torch.testing.assert_close(after[[0, 2]], before[[0, 2]], atol=1e-5, rtol=0)  # other rows
     assert not torch.allclose(after[b, j], before[b, j], atol=1e-4)

@@ -12,7 +12,13 @@ from torch import nn
 from intentrec.model import IntentRecLoss, SampledSoftmax, build_model, score_positions
 from intentrec.model.layers import RepeatBoost, add_history_boost, history_boost_of
 from intentrec.structs import DataSpec, SequenceBatch
-from intentrec.testing import random_batch, random_spec, tiny_model_config, with_left_padding
+from intentrec.testing import (
+    random_batch,
+    random_spec,
+    score_every_position,
+    tiny_model_config,
+    with_left_padding,
+)
 
 B, N = 3, 10
 CASES = [
@@ -55,13 +61,6 @@ def _with_repeats(batch: SequenceBatch) -> SequenceBatch:
     return replace(batch, item_idx=item_idx)
 
 
-def _all_scores(model: nn.Module, batch: SequenceBatch) -> torch.Tensor:
-    """(B, n, I) score_positions at every position."""
-    out = model(batch)
-    rows = torch.arange(batch.item_idx.shape[0]).repeat_interleave(batch.item_idx.shape[1])
-    cols = torch.arange(batch.item_idx.shape[1]).repeat(batch.item_idx.shape[0])
-    return score_positions(model, out, batch, rows, cols).reshape(*batch.item_idx.shape, -1)
-
 
 @pytest.mark.parametrize(("architecture", "overrides"), CASES)
 def test_boost_adds_the_gated_decayed_score_of_every_earlier_input_item(
@@ -73,7 +72,7 @@ def test_boost_adds_the_gated_decayed_score_of_every_earlier_input_item(
     boost = _boost_module(model)
     with torch.no_grad():
         out = model(batch)
-        got = _all_scores(model, batch)
+        got = score_every_position(model, batch)
         for b in range(B):
             for k in range(N):
                 if not batch.valid[b, k]:
@@ -96,7 +95,7 @@ def test_untrained_boost_scores_like_the_plain_head(architecture: str, overrides
     with torch.no_grad():
         out = model(batch)
         plain = model.score_items(out.item_hidden)  # (B, n, I)
-        torch.testing.assert_close(_all_scores(model, batch), plain)
+        torch.testing.assert_close(score_every_position(model, batch), plain)
 
 
 @pytest.mark.parametrize(("architecture", "overrides"), CASES)
@@ -109,7 +108,7 @@ def test_boosted_scores_are_causal(architecture: str, overrides: dict[str, objec
     item_idx[b, j] = 2 + (int(item_idx[b, j]) - 2 + 7) % (spec.n_items - 2)
     changed = replace(batch, item_idx=item_idx)
     with torch.no_grad():
-        before, after = _all_scores(model, batch), _all_scores(model, changed)
+        before, after = score_every_position(model, batch), score_every_position(model, changed)
     torch.testing.assert_close(after[b, 2:j], before[b, 2:j], atol=1e-5, rtol=0)  # earlier real positions
     torch.testing.assert_close(after[[0, 2]], before[[0, 2]], atol=1e-5, rtol=0)  # other rows
     assert not torch.allclose(after[b, j], before[b, j], atol=1e-4)
@@ -121,8 +120,8 @@ def test_boosted_scores_ignore_left_padding(architecture: str, overrides: dict[s
     model = _model(spec, architecture, overrides)
     batch = _with_repeats(random_batch(spec, B, N, seed=6, pad_left=[0, 3, 6]))
     with torch.no_grad():
-        short = _all_scores(model, batch)
-        long = _all_scores(model, with_left_padding(batch, 4))
+        short = score_every_position(model, batch)
+        long = score_every_position(model, with_left_padding(batch, 4))
     torch.testing.assert_close(long[:, 4:][batch.valid], short[batch.valid], atol=1e-4, rtol=1e-5)
 
 

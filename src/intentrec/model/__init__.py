@@ -22,9 +22,10 @@ from intentrec.errors import ConfigError
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from .baselines import BERT4Rec, RNNRec, SASRec, TransAct, TransformerRec
-from .intentrec import N_MASKED_ITEMS, IntentRec
-from .layers import AttributeRepeatBoost, ItemAttributeTable, add_attribute_boost, add_history_boost
+from .intentrec import IntentRec
+from .layers import AttributeRepeatBoost, ItemAttributeTable
 from .losses import (
+    HistoryBoosts,
     IntentRecLoss,
     LossOutput,
     SampledSoftmax,
@@ -151,10 +152,9 @@ def score_position_parts(
     head = model.score_items(output.item_hidden[rows, cols])  # (P, I)
     if output.history_boost is None and not output.attribute_boosts:
         return head, None
-    items = batch.item_idx[rows]  # (P, n)
-    boost = torch.zeros_like(head)  # (P, I)
-    if output.history_boost is not None:
-        boost = add_history_boost(boost, items, output.history_boost[rows, cols], n_masked=N_MASKED_ITEMS)
-    for attribute in output.attribute_boosts:
-        boost = add_attribute_boost(boost, items, attribute.boost[rows, cols], attribute.codes, attribute.n_classes)
-    return head, boost  # (P, I), (P, I)
+    history = HistoryBoosts(
+        items=batch.item_idx[rows],  # (P, n)
+        item_boost=None if output.history_boost is None else output.history_boost[rows, cols],  # (P, n)
+        attributes=tuple((a.boost[rows, cols], a.codes, a.n_classes) for a in output.attribute_boosts),
+    )
+    return head, history.add(torch.zeros_like(head))  # (P, I), (P, I): the same sum the loss adds

@@ -276,9 +276,7 @@ class ItemAttributeTable(nn.Module):
 
     def codes(self, k: int) -> torch.Tensor:
         """(I, L) int64 labels of every item for attribute ``k`` (0 = none)."""
-        out = getattr(self, f"codes_{k}")
-        assert isinstance(out, torch.Tensor)
-        return out
+        return _codes_buffer(self, k)
 
     def set_codes(self, codes: dict[str, torch.Tensor]) -> None:
         """Store each item's labels.
@@ -316,6 +314,13 @@ class ItemAttributeTable(nn.Module):
             if isinstance(saved, torch.Tensor) and saved.dim() == 2 and saved.shape[0] == self.n_items:
                 setattr(self, f"codes_{k}", torch.zeros_like(saved, dtype=torch.long, device=self.codes(k).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _codes_buffer(module: nn.Module, k: int) -> torch.Tensor:
+    """The ``codes_<k>`` buffer of an item-label holder (:class:`ItemAttributeTable`, :class:`AttributeRepeatBoost`)."""
+    out = getattr(module, f"codes_{k}")
+    assert isinstance(out, torch.Tensor)
+    return out
 
 
 def _checked_codes(codes: dict[str, torch.Tensor], name: str, n_items: int, n_classes: int) -> torch.Tensor:
@@ -487,9 +492,7 @@ class AttributeRepeatBoost(nn.Module):
 
     def codes(self, k: int) -> torch.Tensor:
         """(I,) int64 label of every item for attribute ``k`` (0 = none)."""
-        out = getattr(self, f"codes_{k}")
-        assert isinstance(out, torch.Tensor)
-        return out
+        return _codes_buffer(self, k)
 
     def set_codes(self, codes: dict[str, torch.Tensor]) -> None:
         """Store each item's label.
