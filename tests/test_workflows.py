@@ -43,11 +43,12 @@ def test_architecture_end_to_end(tmp_path: Path, overrides: list[str]) -> None:
     assert len(rec.items) == 3
 
 
-def test_sampled_softmax_training_is_seeded_and_evaluates_the_full_catalogue(tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_row", [False, True])
+def test_sampled_softmax_training_is_seeded_and_evaluates_the_full_catalogue(tmp_path: Path, per_row: bool) -> None:
     def run(name: str) -> tuple[dict, list[str]]:
         cfg = load_config(REPO / "configs" / "tiny.yaml", [
             "train.sampled_softmax=64", "train.epochs=1", "train.max_steps_per_epoch=3",
-            f"data.cache_dir={tmp_path / 'cache'}",
+            f"train.sampling_per_row={str(per_row).lower()}", f"data.cache_dir={tmp_path / 'cache'}",
         ])
         lines: list[str] = []
         outcome = workflows.train(cfg, tmp_path / name, progress=False, log=lines.append)
@@ -55,7 +56,8 @@ def test_sampled_softmax_training_is_seeded_and_evaluates_the_full_catalogue(tmp
 
     first, lines = run("a")
     again, _ = run("b")
-    assert any("sampled softmax, 64 negatives" in line for line in lines)
+    per = "per scored position" if per_row else "per step"
+    assert any(f"sampled softmax, 64 negatives {per}" in line for line in lines)
     assert first["ranking"].startswith("full catalogue")
     assert first["item"] == again["item"]  # the negatives are drawn from a seeded generator
 

@@ -615,6 +615,9 @@ class TrainConfig(_Frozen):
     PAPER §10 #17: full softmax up to ~100k items, sampling beyond; evaluation always ranks the full catalogue."""
     sampling_alpha: float = 0.75
     """Negative-sampling distribution q_j ∝ (training count_j + 1)^alpha (0 = uniform, 1 = popularity)."""
+    sampling_per_row: bool = False
+    """Draw ``sampled_softmax`` negatives for every scored position (as RecTools' SASRec does for the recalculated
+    SASRec+SS numbers) instead of one set shared by the step; costs a (positions × negatives × E) gather."""
     dist_timeout_minutes: float = 60.0
     """Multi-process runs: how long a rank waits for the others at a collective. Ranks 1..N-1 wait while rank 0
     prepares the data and validates, so this must exceed the longest of those."""

@@ -239,9 +239,11 @@ def _loss_fn(cfg: ExperimentConfig, data: EncodedSequences, log: Callable[[str],
     counts = torch.from_numpy(training_item_counts(data))
     log_q = sampling_log_q(counts, cfg.train.sampling_alpha)
     generator = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + 17)
-    log(f"item loss: sampled softmax, {n_neg:,} negatives per step (q ∝ (count + 1)^{cfg.train.sampling_alpha:g}, "
+    per = "per scored position" if cfg.train.sampling_per_row else "per step"
+    log(f"item loss: sampled softmax, {n_neg:,} negatives {per} (q ∝ (count + 1)^{cfg.train.sampling_alpha:g}, "
         f"log-Q corrected) over {data.spec.n_items - 2:,} items; evaluation still ranks the full catalogue")
-    return IntentRecLoss(cfg.train.lambda_intent, SampledSoftmax(log_q, n_neg, generator=generator))
+    sampler = SampledSoftmax(log_q, n_neg, generator=generator, per_row=cfg.train.sampling_per_row)
+    return IntentRecLoss(cfg.train.lambda_intent, sampler)
 
 
 def _train(

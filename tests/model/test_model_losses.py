@@ -309,3 +309,79 @@ def test_intentrec_loss_uses_the_sampler_for_the_item_part_only() -> None:
         if name != "item":
             torch.testing.assert_close(sampled.parts[name], value)
     assert not torch.isclose(sampled.parts["item"], full.parts["item"])
+
+
+def test_per_row_negatives_score_each_row_against_its_own_set() -> None:
+    """Per-row negatives: row r's loss is the shared-negatives loss of row r alone with its own set, accidental
+    hits removed per row; the sampler draws one set of N per scored row."""
+    spec, model, batch, _ = _setup(item_head="linear")
+    out = model(batch)
+    rows = (batch.target_item.reshape(-1) > 0).nonzero().squeeze(1)
+    hidden = out.item_hidden.reshape(-1, out.item_hidden.shape[-1])[rows]
+    target = batch.target_item.reshape(-1)[rows]
+    weight = torch.ones_like(target, dtype=torch.float32)
+    log_q = sampling_log_q(torch.arange(spec.n_items, dtype=torch.float32), 1.0)
+    per_row = SampledSoftmax(log_q, 3, per_row=True)
+    gen = torch.Generator().manual_seed(0)
+    neg = torch.randint(2, spec.n_items, (len(rows), 3), generator=gen)
+    neg[0, 1] = target[0]  # an accidental hit in row 0 only
+    loss = per_row(model, hidden, target, weight, negatives=neg)
+    shared = SampledSoftmax(log_q, 3)
+    one_by_one = torch.stack([shared(model, hidden[r:r + 1], target[r:r + 1], weight[r:r + 1], negatives=neg[r])
+                              for r in range(len(rows))])
+    torch.testing.assert_close(loss, one_by_one.mean())
+    drawn = per_row.sample(torch.device("cpu"), rows=7)
+    assert drawn.shape == (7, 3) and bool((drawn >= 2).all())
+    assert shared.sample(torch.device("cpu"), rows=7).shape == (3,)
+
+
+def test_per_row_negatives_with_every_item_in_each_row_and_uniform_q_is_the_full_softmax() -> None:
+    spec, model, batch, _ = _setup(item_head="tied")
+    out = model(batch)
+    full = IntentRecLoss(0.0)(model, out, batch).parts["item"]
+    rows = (batch.target_item.reshape(-1) > 0).nonzero().squeeze(1)
+    hidden = out.item_hidden.reshape(-1, out.item_hidden.shape[-1])[rows]
+    every = torch.arange(2, spec.n_items).expand(len(rows), -1)  # (P, I - 2)
+    sampler = SampledSoftmax(sampling_log_q(torch.ones(spec.n_items), 0.0), spec.n_items - 2, per_row=True)
+    sampled = sampler(model, hidden, batch.target_item.reshape(-1)[rows], batch.target_weight.reshape(-1)[rows],
+                      negatives=every)
+    torch.testing.assert_close(sampled, full)
+
+
+def test_per_row_negatives_give_the_same_loss_and_gradients_whether_gathered_or_scored_densely() -> None:
+    """The per-row sampler scores every item once and gathers when the draws outnumber the items, and gathers the
+    (P, N, E) rows otherwise: the two are the same computation."""
+    torch.manual_seed(0)
+    n_items, p, e = 30, 6, 4
+
+    class Table:
+        def __init__(self) -> None:
+            self.table = torch.randn(n_items, e, requires_grad=True)
+
+        def item_query(self, h: torch.Tensor) -> torch.Tensor:
+            return h
+
+        def item_table(self) -> tuple[torch.Tensor, None]:
+            return self.table, None
+
+    head = Table()
+    hidden = torch.randn(p, e, requires_grad=True)
+    target = torch.randint(2, n_items, (p,))
+    weight = torch.rand(p)
+    log_q = sampling_log_q(torch.arange(n_items, dtype=torch.float32), 0.75)
+    sampler = SampledSoftmax(log_q, 3, per_row=True)
+    few = torch.randint(2, n_items, (p, 3))  # 18 draws < 30 items: gathered
+    many = torch.randint(2, n_items, (p, 8))  # 48 draws >= 30 items: dense
+    for neg in (few, many):
+        loss = sampler(head, hidden, target, weight, negatives=neg)
+        grads = torch.autograd.grad(loss, (hidden, head.table))
+        logits = torch.cat([(hidden * head.table[target]).sum(-1, keepdim=True),
+                            torch.einsum("pe,pne->pn", hidden, head.table[neg])], dim=1)
+        logits = logits - torch.cat([log_q[target][:, None], log_q[neg]], dim=1)
+        logits[:, 1:] = logits[:, 1:].masked_fill(neg == target[:, None], -1e9)
+        ref = (torch.nn.functional.cross_entropy(logits, torch.zeros(p, dtype=torch.long), reduction="none")
+               * weight).sum() / weight.sum()
+        ref_grads = torch.autograd.grad(ref, (hidden, head.table))
+        torch.testing.assert_close(loss, ref)
+        for a, b in zip(grads, ref_grads, strict=True):
+            torch.testing.assert_close(a, b)

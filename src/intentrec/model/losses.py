@@ -184,28 +184,41 @@ def sampling_log_q(counts: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 class SampledSoftmax:
-    """Item loss over ``n_negatives`` negatives shared by the batch, drawn from q with replacement, with the
-    log-Q correction (Bengio & Senécal 2008; Yi et al. 2019): every logit s_j becomes s_j − log q_j, so the
-    sampled softmax is consistent for the full one as n grows. Negatives equal to a row's target
-    ("accidental hits") are removed from that row. PAPER §10 #17: full softmax up to ~100k items, this beyond.
+    """Item loss over ``n_negatives`` negatives drawn from q with replacement, with the log-Q correction
+    (Bengio & Senécal 2008; Yi et al. 2019): every logit s_j becomes s_j − log q_j, so the sampled softmax is
+    consistent for the full one as n grows. Negatives equal to a row's target ("accidental hits") are removed
+    from that row. PAPER §10 #17: full softmax up to ~100k items, this beyond.
+
+    The negatives are shared by every row of the batch (``per_row=False``: one (N, E) gather and a matmul), or
+    drawn afresh for every scored row (``per_row=True``, as RecTools' SASRec does for the recalculated SASRec+SS
+    numbers in ANCHORS.md: a (P, N, E) gather, so each step pushes down far more distinct items).
 
     Args:
         log_q: (I,) log-probabilities of the sampling distribution (:func:`sampling_log_q`).
-        n_negatives: negatives per step (shared by every row of the batch).
+        n_negatives: negatives per step (``per_row=False``) or per scored row (``per_row=True``).
         generator: optional torch generator for the draws (reproducibility).
+        per_row: draw each row's own negatives instead of one set per step.
     """
 
-    def __init__(self, log_q: torch.Tensor, n_negatives: int, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, log_q: torch.Tensor, n_negatives: int, generator: torch.Generator | None = None, *,
+        per_row: bool = False,
+    ) -> None:
         if n_negatives < 1:
             raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
         self.log_q = log_q.float()
         self.probs = log_q.detach().float().exp().cpu()  # sampled on the CPU (a CPU generator is portable)
         self.n_negatives = int(n_negatives)
         self.generator = generator
+        self.per_row = bool(per_row)
 
-    def sample(self, device: torch.device) -> torch.Tensor:
-        """(N,) item indices drawn from q (on the CPU with the seeded generator, then moved to ``device``)."""
-        neg = torch.multinomial(self.probs, self.n_negatives, replacement=True, generator=self.generator)  # (N,)
+    def sample(self, device: torch.device, rows: int = 1) -> torch.Tensor:
+        """Item indices drawn from q (on the CPU with the seeded generator, then moved to ``device``): (N,) shared
+        negatives, or (rows, N) with ``per_row``."""
+        count = self.n_negatives * (rows if self.per_row else 1)
+        neg = torch.multinomial(self.probs, count, replacement=True, generator=self.generator)  # (rows·N,) | (N,)
+        if self.per_row:
+            neg = neg.reshape(rows, self.n_negatives)  # (P, N)
         return neg.to(device, non_blocking=True)
 
     def __call__(
@@ -219,7 +232,7 @@ class SampledSoftmax:
             hidden: (P, D) item-head rows at the target positions.
             target: (P,) target item indices (>= 2).
             weight: (P,) non-negative weights.
-            negatives: (N,) negatives to use instead of sampling (tests).
+            negatives: (N,) shared or (P, N) per-row negatives to use instead of sampling (tests).
             history: the repeat boosts of each row (``cfg.repeat_boost``, ``cfg.repeat_boost_attributes``), added
                 to the target and negative scores; None = no boost.
 
@@ -228,11 +241,19 @@ class SampledSoftmax:
         """
         query = model.item_query(hidden)  # type: ignore[attr-defined]  # (P, E)
         table, bias = model.item_table()  # type: ignore[attr-defined]  # (I, E), (I,) | None
-        neg = self.sample(query.device) if negatives is None else negatives.to(query.device)  # (N,)
+        neg = self.sample(query.device, query.shape[0]) if negatives is None else negatives.to(query.device)
         if self.log_q.device != query.device:
             self.log_q = self.log_q.to(query.device)
         pos = (query * table[target]).sum(dim=-1)  # (P,)
-        neg_logits = query @ table[neg].T  # (P, N)
+        if neg.dim() == 1:  # (N,) shared by every row
+            neg_logits = query @ table[neg].T  # (P, N)
+            hit = neg[None, :] == target[:, None]  # (P, N)
+        elif neg.numel() >= table.shape[0]:  # (P, N) a set per row, more draws than items: score every item once
+            neg_logits = (query @ table.T).gather(1, neg)  # (P, I) -> (P, N); two matmuls beat a (P, N, E) gather
+            hit = neg == target[:, None]  # (P, N)
+        else:  # (P, N) a set per row from a large catalogue
+            neg_logits = torch.bmm(table[neg], query[:, :, None]).squeeze(-1)  # (P, N, E) @ (P, E, 1) -> (P, N)
+            hit = neg == target[:, None]  # (P, N)
         if bias is not None:
             pos = pos + bias[target]
             neg_logits = neg_logits + bias[neg]
@@ -241,7 +262,7 @@ class SampledSoftmax:
             neg_logits = neg_logits + history.of(neg).to(neg_logits.dtype)  # (P, N)
         pos = pos - self.log_q[target]  # (P,) log-Q correction
         neg_logits = neg_logits - self.log_q[neg]  # (P, N)
-        neg_logits = neg_logits.masked_fill(neg[None, :] == target[:, None], MASKED_LOGIT)  # accidental hits
+        neg_logits = neg_logits.masked_fill(hit, MASKED_LOGIT)  # accidental hits
         logits = torch.cat([pos[:, None], neg_logits], dim=1).float()  # (P, 1 + N), the target in column 0
         return weighted_cross_entropy(logits, torch.zeros_like(target), weight)
 
