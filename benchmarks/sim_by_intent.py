@@ -8,7 +8,9 @@ Each RUN is a run directory of ``intentrec train`` or ``intentrec benchmark`` on
 baselines included: only ``config.json`` and ``per_target_test.npz`` are read). The simulator records the latent
 intent of every session (``continue`` a show in progress, ``discover``, ``genre_mood``, ``new_release``); this
 script regenerates the log from the run's preset (the generator is seeded), checks that it lines up event by event
-with the prepared data, and averages the per-target metric within each intent.
+with the prepared data, and averages the per-target metric within each intent. The last row is the simulator's
+item-ranking ceiling on the same targets: every item ranked by the generator's own probability, knowing the latent
+state (``streaming_sim.item_ceiling``).
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ import numpy as np
 
 from intentrec.config import ExperimentConfig
 from intentrec.data import prepare
-from intentrec.datasets.streaming_sim import TRUE_INTENTS, SimConfig, simulate
+from intentrec.datasets.streaming_sim import TRUE_INTENTS, SimConfig, rank_metrics, simulate
 
 
 def _config(run: Path) -> ExperimentConfig:
     return ExperimentConfig.model_validate(json.loads((run / "config.json").read_text(encoding="utf-8")))
 
 
-def _intents_by_user(cfg: ExperimentConfig) -> dict[str, np.ndarray]:
-    """user id -> (n_u,) latent intent of each of the user's events, in the prepared data's order."""
+def _intents_by_user(cfg: ExperimentConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """user id -> (n_u,) latent intent, and (n_u,) oracle item rank, of each of the user's events, in the prepared
+    data's order."""
     if cfg.data.source.adapter != "streaming_sim" or cfg.data.source.path is not None:
         raise SystemExit("sim_by_intent.py reads runs on a simulator preset (data.source.adapter streaming_sim, "
                          "no data.source.path)")
@@ -38,14 +41,16 @@ def _intents_by_user(cfg: ExperimentConfig) -> dict[str, np.ndarray]:
     events = events.sort(["user_id", "timestamp"], maintain_order=True)
     data = prepare(cfg.data, progress=False)
     by_user: dict[str, np.ndarray] = {}
+    rank_by_user: dict[str, np.ndarray] = {}
     for user, frame in events.group_by("user_id", maintain_order=True):
         by_user[str(user[0])] = frame["true_intent"].to_numpy()
+        rank_by_user[str(user[0])] = frame["oracle_item_rank"].to_numpy()
     for u, user in enumerate(data.user_ids):
         rows = data.user_slice(u)
         if user not in by_user or len(by_user[user]) != rows.stop - rows.start:
             raise SystemExit(f"the regenerated log does not line up with the prepared data at user {user!r} "
                              "(cleaning removed events?): cannot map targets to intents")
-    return by_user
+    return by_user, rank_by_user
 
 
 def main() -> int:
@@ -55,7 +60,7 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=None, help="write a grouped bar chart here")
     args = parser.parse_args()
 
-    by_user = _intents_by_user(_config(args.runs[0]))
+    by_user, rank_by_user = _intents_by_user(_config(args.runs[0]))
     rows: list[tuple[str, dict[str, float], float]] = []
     shares: dict[str, float] = {}
     for run in args.runs:
@@ -70,6 +75,10 @@ def main() -> int:
                   if on]
         label = cfg.model.label + (f" + boost ({' + '.join(boosts)})" if boosts else "")
         rows.append((label, means, float(values.mean())))
+    # the ceiling on the last run's targets (the runs of one suite share them)
+    rank = np.asarray([rank_by_user[str(u)][int(p)] for u, p in zip(per["user_id"], per["position"], strict=True)])
+    ceiling = {name: rank_metrics(rank[intent == name])[args.metric] for name in TRUE_INTENTS if (intent == name).any()}
+    rows.append(("Oracle ranking (knows the latent state)", ceiling, rank_metrics(rank)[args.metric]))
 
     names = [n for n in TRUE_INTENTS if shares.get(n, 0) > 0]
     print(f"test {args.metric} by the target's latent session intent ({len(per['user_id']):,} targets of the "

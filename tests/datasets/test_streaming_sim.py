@@ -19,6 +19,8 @@ from intentrec.datasets.streaming_sim import (
     SimConfig,
     SimulatedLog,
     intent_ceilings,
+    item_ceiling,
+    rank_metrics,
     read_simulation,
     simulate,
     write_simulation,
@@ -74,6 +76,7 @@ def test_tiny_size_and_schema(log: SimulatedLog) -> None:
     for name in SIM_INTENTS:
         assert events.schema[f"oracle_{name}_p"] == pl.Float64
         assert events[f"oracle_{name}_p"].is_between(0.0, 1.0).all()
+    assert events.schema["oracle_item_rank"] == pl.Int64 and (events["oracle_item_rank"] >= 1).all()
     assert set(events["true_intent"].unique()) == set(TRUE_INTENTS)
     assert events["item_id"].is_in(items["item_id"].implode()).all()
     assert events["timestamp"].min() >= 1_704_067_200  # 2024-01-01 UTC
@@ -145,6 +148,71 @@ def test_ceilings_on_a_subset_and_unknown_keys(log: SimulatedLog) -> None:
         intent_ceilings(log.events, ["u0000"], [1.0, 2.0])
     with pytest.raises(DataError, match="lacks columns"):
         intent_ceilings(log.events.drop("oracle_genre"), ["u0000"], [1.0])
+
+
+def test_item_oracle_rank_is_the_pick_s_rank_under_the_generator_s_probabilities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recompute every oracle rank by brute force from the probability vectors the generator drew from: picks
+    against the session vector with the session's earlier picks removed, a continue session's first episode
+    against the in-progress shows' weights, its later episodes rank 1."""
+    sim_cls = streaming_sim._Simulator
+    checked = {"picks": 0, "continue": 0}
+    draw_picks, draw_continue = sim_cls._draw_picks, sim_cls._draw_continue
+
+    def picks(self, rng, users, block, first, pairs, t0, intent, mood, k_pick, rows, ev, pick_p):  # type: ignore[no-untyped-def]
+        out = draw_picks(self, rng, users, block, first, pairs, t0, intent, mood, k_pick, rows, ev, pick_p)
+        if out is not None:
+            w, chosen = out
+            for i, row in enumerate(rows):
+                for j in np.nonzero(chosen[i] >= 0)[0]:
+                    p = w.p[i].copy()
+                    p[chosen[i, :j]] = 0.0  # drawn without replacement
+                    assert ev.oracle_rank[row, j] == 1 + int((p > p[chosen[i, j]]).sum())
+                    checked["picks"] += 1
+        return out
+
+    def cont(self, rng, users, block, first, pairs, t0, k_binge, rows, ev):  # type: ignore[no-untyped-def]
+        out = draw_continue(self, rng, users, block, first, pairs, t0, k_binge, rows, ev)
+        if out is not None:
+            for i, row in enumerate(rows):
+                mine = out["rr"] == i
+                w_show = out["w"][mine][out["tt"][mine] == out["show"][i]]
+                assert len(w_show) == 1
+                assert ev.oracle_rank[row, 0] == 1 + int((out["w"][mine] > w_show[0]).sum())
+                assert (ev.oracle_rank[row, 1:] == 1).all()
+                checked["continue"] += 1
+        return out
+
+    monkeypatch.setattr(sim_cls, "_draw_picks", picks)
+    monkeypatch.setattr(sim_cls, "_draw_continue", cont)
+    log = simulate(SimConfig.preset("tiny", seed=2))
+    assert checked["picks"] > 1_000 and checked["continue"] > 100
+    ranks = log.events.group_by("true_intent").agg(pl.col("oracle_item_rank").max())
+    assert dict(zip(*ranks.get_columns(), strict=True))["discover"] > 10  # not all ones
+
+
+def test_item_ceiling_metrics_by_hand_and_by_intent(log: SimulatedLog) -> None:
+    got = rank_metrics(np.array([1, 2, 10, 11]), k=10)
+    assert got["hr@10"] == pytest.approx(0.75)
+    assert got["ndcg@10"] == pytest.approx((1.0 + 1.0 / np.log2(3.0) + 1.0 / np.log2(11.0)) / 4)
+    assert got["mrr"] == pytest.approx((1.0 + 0.5 + 0.1 + 1.0 / 11.0) / 4)
+    with pytest.raises(DataError, match="1-based"):
+        rank_metrics(np.array([0, 1]))
+    events = log.events
+    by_intent = {}
+    for name in TRUE_INTENTS:
+        sub = events.filter(pl.col("true_intent") == name)
+        by_intent[name] = item_ceiling(events, sub["user_id"], sub["timestamp"])
+        assert by_intent[name] == rank_metrics(sub["oracle_item_rank"].to_numpy())
+    # continuing a show is nearly determined by the latent state; the other intents draw from a taste softmax
+    assert by_intent["continue"]["ndcg@10"] > 0.8 > by_intent["discover"]["ndcg@10"]
+    assert item_ceiling(events, events["user_id"], events["timestamp"], k=1)["hr@1"] == pytest.approx(
+        float((events["oracle_item_rank"] == 1).mean()))
+    with pytest.raises(DataError, match="k must be"):
+        item_ceiling(events, events["user_id"], events["timestamp"], k=0)
+    with pytest.raises(DataError, match="lacks columns"):
+        item_ceiling(events.drop("oracle_item_rank"), ["u0000"], [1.0])
 
 
 def test_write_read_round_trip(log: SimulatedLog, tmp_path: Path) -> None:

@@ -40,7 +40,10 @@ Before each item is drawn the generator records its **oracle**: for each of the 
 label distribution implied by the item-probability vector of that step given the latent state (intent, session
 genre, watch state; for sequential draws, earlier picks of the session removed; the later episodes of a continue
 session are certain) and that probability. The mean oracle accuracy is the best accuracy achievable knowing the
-latent state: :func:`intent_ceilings`. Timestamps (seconds) strictly increase per user.
+latent state: :func:`intent_ceilings`. It also records the played item's **oracle rank** under that vector (1 +
+the number of titles more probable than the pick; the next episode stands for its show), so :func:`item_ceiling`
+gives the best item ranking achievable knowing the latent state (HR@k, NDCG@k, MRR). Timestamps (seconds) strictly
+increase per user.
 
 Users are simulated in blocks, all their s-th sessions at once (numpy); titles are chunked so that a draw, the
 label masses and the recency masses never need a cumulative sum over the whole catalogue per session.
@@ -80,6 +83,8 @@ __all__ = [
     "SimConfig",
     "SimulatedLog",
     "intent_ceilings",
+    "item_ceiling",
+    "rank_metrics",
     "read_simulation",
     "recency_bucket_labels",
     "simulate",
@@ -324,7 +329,9 @@ class SimulatedLog:
       :data:`TRUE_INTENTS`), ``fit`` (Float64 taste match of the user and the title, centred per user);
     * ``label_<intent>`` (str) for each of :data:`SIM_INTENTS`: the realised label of the event;
     * ``oracle_<intent>`` (str) and ``oracle_<intent>_p`` (Float64): the generator's prediction made before the
-      item was drawn and its probability.
+      item was drawn and its probability;
+    * ``oracle_item_rank`` (Int64): the played item's rank under the step's item-probability vector (1 = the most
+      probable; ties counted in its favour).
 
     ``items`` (one row per movie or episode): ``item_id``, ``title``, ``genre``, ``format`` (``movie``/``show``),
     ``show_id`` (== ``item_id`` for movies), ``episode`` (1 for movies), ``n_episodes``, ``release_date`` (Date),
@@ -332,7 +339,7 @@ class SimulatedLog:
     """
 
     events: pl.DataFrame
-    """(N, 19) the plays."""
+    """(N, 20) the plays."""
     items: pl.DataFrame
     """(I, 10) the catalogue items."""
     config: SimConfig
@@ -516,6 +523,7 @@ class _Step:
     episode: np.ndarray  # (R, k) int64
     oracle: np.ndarray  # (R, k, 4) int64 oracle labels (action, genre, format, recency)
     oracle_p: np.ndarray  # (R, k, 4) float64 their probabilities
+    oracle_rank: np.ndarray  # (R, k) int64 rank of the played item under the step's item probabilities (1 = top)
     action: np.ndarray  # (R, k) int64 realised action label
     fit: np.ndarray  # (R, k) float64 taste match (set once the titles are known)
     duration: np.ndarray  # (R, k) float64 minutes watched
@@ -733,6 +741,7 @@ class _Simulator:
         ev = _Step(
             title=np.full((n_rows, kmax), -1, dtype=np.int64), episode=np.zeros((n_rows, kmax), dtype=np.int64),
             oracle=np.zeros((n_rows, kmax, 4), dtype=np.int64), oracle_p=np.zeros((n_rows, kmax, 4)),
+            oracle_rank=np.ones((n_rows, kmax), dtype=np.int64),
             action=np.zeros((n_rows, kmax), dtype=np.int64), fit=np.zeros((n_rows, kmax)),
             duration=np.zeros((n_rows, kmax)),
         )
@@ -850,6 +859,11 @@ class _Simulator:
             d = np.maximum(chosen[:, j], 0)
             pd = np.where(ok, p[row_idx, d].astype(np.float64), 0.0)  # (n,)
             pick_p[rows, j] = pd
+            # item rank: titles more probable than the pick, the session's earlier picks removed (ties optimistic)
+            above = p > p[row_idx, d][:, None]  # (n, T)
+            earlier = chosen[:, :j]  # (n, j) distinct titles, all drawn
+            higher = (above.sum(1) - above[row_idx[:, None], np.maximum(earlier, 0)].sum(1)).astype(np.int64)
+            ev.oracle_rank[rows, j] = np.where(ok, 1 + higher, 1)
             denom = np.maximum(rest, 1e-300)
             new_mass = rest - rep
             ev.oracle[rows, j, 0] = (rep > new_mass).astype(np.int64)
@@ -898,6 +912,8 @@ class _Simulator:
         v = base + rng.random(n) * total * (1.0 - 1e-9)
         pick = np.clip(np.searchsorted(cw, v, side="right"), begin, end - 1)  # (n,)
         show = tt[pick]  # (n,)
+        # item rank of the first episode: in-progress shows more likely than the chosen one; later ones are certain
+        ev.oracle_rank[rows, 0] = 1 + np.bincount(rr, weights=(w > w[pick][rr]).astype(np.float64), minlength=n).astype(np.int64)
         done = block.prog[first + rows, show].astype(np.int64)  # (n,) episodes already watched
         n_ev = np.minimum(k_binge[rows], self.n_eps[show] - done)  # (n,) >= 1
         steps = np.arange(cfg.max_events_per_session)[None, :]
@@ -1057,6 +1073,7 @@ def simulate_shard(
                 ),
                 "oracle": ev.oracle[r_idx, j_idx],
                 "oracle_p": ev.oracle_p[r_idx, j_idx],
+                "oracle_rank": ev.oracle_rank[r_idx, j_idx],
             })
         if progress is not None:
             progress(b1, part.n_users)
@@ -1090,6 +1107,7 @@ def _events_frame(cfg: SimConfig, cat: _Catalogue, cols: dict[str, np.ndarray], 
     for k, name in enumerate(SIM_INTENTS):
         data[f"oracle_{name}"] = vocab[name].gather(pl.Series(cols["oracle"][:, k]))
         data[f"oracle_{name}_p"] = pl.Series(np.clip(cols["oracle_p"][:, k], 0.0, 1.0))
+    data["oracle_item_rank"] = pl.Series(cols["oracle_rank"].astype(np.int64))
     return pl.DataFrame(data)
 
 
@@ -1156,29 +1174,94 @@ def intent_ceilings(
         >>> all(c[k] >= c[f"majority_{k}"] for k in SIM_INTENTS)
         True
     """
+    return _ceilings(_matched(events, user_ids, timestamps, _ceiling_columns(), "intent_ceilings"))
+
+
+def _matched(
+    events: pl.DataFrame, user_ids: Sequence[str] | np.ndarray | pl.Series,
+    timestamps: Sequence[float] | np.ndarray | pl.Series, columns: list[str], what: str,
+) -> pl.DataFrame:
+    """``columns`` of the events with the given (user_id, timestamp) keys, in the keys' order."""
     users = [str(u) for u in (user_ids.to_list() if isinstance(user_ids, pl.Series) else list(user_ids))]
     times = np.asarray(timestamps.to_numpy() if isinstance(timestamps, pl.Series) else timestamps, dtype=np.float64)
     if len(users) != len(times):
-        raise DataError(f"intent_ceilings: {len(users)} user ids but {len(times)} timestamps; pass one per event")
+        raise DataError(f"{what}: {len(users)} user ids but {len(times)} timestamps; pass one per event")
     if not users:
-        raise DataError("intent_ceilings: no keys given; pass the (user_id, timestamp) of the evaluated events")
+        raise DataError(f"{what}: no keys given; pass the (user_id, timestamp) of the evaluated events")
     if not np.isfinite(times).all():
-        raise DataError("intent_ceilings: timestamps must be finite seconds since the epoch")
-    _check_columns(events, ["user_id", "timestamp", *_ceiling_columns()], "intent_ceilings")
+        raise DataError(f"{what}: timestamps must be finite seconds since the epoch")
+    _check_columns(events, ["user_id", "timestamp", *columns], what)
     keys = pl.DataFrame({"user_id": users, "timestamp": np.rint(times).astype(np.int64), "_key": np.arange(len(users))})
-    table = events.select(["user_id", pl.col("timestamp").cast(pl.Int64), *_ceiling_columns()])
+    table = events.select(["user_id", pl.col("timestamp").cast(pl.Int64), *columns])
     joined = keys.join(table.with_columns(pl.lit(True).alias("_hit")), on=["user_id", "timestamp"], how="left")
     if joined.height != keys.height:
-        raise DataError("intent_ceilings: the events frame has duplicate (user_id, timestamp) keys; is it simulated?")
+        raise DataError(f"{what}: the events frame has duplicate (user_id, timestamp) keys; is it simulated?")
     unmatched = int(joined["_hit"].is_null().sum())
     if unmatched:
         first = joined.filter(pl.col("_hit").is_null()).row(0, named=True)
         raise DataError(
-            f"intent_ceilings: {unmatched} of {keys.height} (user_id, timestamp) keys match no simulated event "
+            f"{what}: {unmatched} of {keys.height} (user_id, timestamp) keys match no simulated event "
             f"(first: user {first['user_id']!r} at {first['timestamp']}); pass keys of this log's events (after "
             "any cleaning that keeps timestamps unchanged) and the matching SimulatedLog.events"
         )
-    return _ceilings(joined)
+    return joined.sort("_key")
+
+
+def item_ceiling(
+    events: pl.DataFrame,
+    user_ids: Sequence[str] | np.ndarray | pl.Series,
+    timestamps: Sequence[float] | np.ndarray | pl.Series,
+    k: int = 10,
+) -> dict[str, float]:
+    """The item-ranking ceiling: the metrics of a ranker that knows the latent state (the session intent, its genre,
+    the watch state) and ranks every item by the generator's own probability, on the events with the given keys.
+
+    No model that sees only the log can beat it in expectation; it is the reference for the non-``continue``
+    sessions, where even this ranker rarely puts the pick first (each pick is a draw from a taste softmax over the
+    catalogue). Ranks count ties in the pick's favour, so the ceiling is an upper bound.
+
+    Args:
+        events: ``SimulatedLog.events`` (with ``oracle_item_rank``).
+        user_ids: (n,) raw user ids of the evaluated target events.
+        timestamps: (n,) their timestamps in seconds.
+        k: the cut-off of HR@k and NDCG@k.
+
+    Returns:
+        ``{"hr@k": ..., "ndcg@k": ..., "mrr": ...}`` averaged over the events (the evaluator's definitions: one
+        relevant item, NDCG@k = 1 / log2(rank + 1) within the top k; MRR without a cut-off).
+
+    Raises:
+        DataError: as :func:`intent_ceilings`, or ``k`` < 1.
+
+    Example:
+        >>> log = simulate(SimConfig.preset("tiny"))
+        >>> c = item_ceiling(log.events, log.events["user_id"], log.events["timestamp"])
+        >>> 0 < c["mrr"] <= 1 and c["ndcg@10"] <= c["hr@10"]
+        True
+    """
+    if k < 1:
+        raise DataError(f"item_ceiling: k must be >= 1, got {k}")
+    rank = _matched(events, user_ids, timestamps, ["oracle_item_rank"], "item_ceiling")["oracle_item_rank"]
+    return rank_metrics(rank.to_numpy(), k)
+
+
+def rank_metrics(rank: np.ndarray, k: int = 10) -> dict[str, float]:
+    """HR@k, NDCG@k and MRR of 1-based ranks of the single relevant item (one per event).
+
+    Example:
+        >>> {m: round(v, 4) for m, v in rank_metrics(np.array([1, 3, 11]), k=10).items()}
+        {'hr@10': 0.6667, 'ndcg@10': 0.5, 'mrr': 0.4697}
+    """
+    r = np.asarray(rank, dtype=np.float64)  # (n,)
+    if r.size == 0 or (r < 1).any():
+        raise DataError("rank_metrics: pass one or more 1-based ranks")
+    top = r <= k
+    return {
+        f"hr@{k}": float(top.mean()),
+        f"ndcg@{k}": float(np.where(top, 1.0 / np.log2(r + 1.0), 0.0).mean()),
+        "mrr": float((1.0 / r).mean()),
+    }
+
 
 
 def _readme(log: SimulatedLog) -> str:
@@ -1192,6 +1275,7 @@ def _readme(log: SimulatedLog) -> str:
         )
     )
     shares = ", ".join(f"`{k}` {ceil[f'share_{k}']:.3f}" for k in TRUE_INTENTS)
+    items = ", ".join(f"{m} {v:.3f}" for m, v in rank_metrics(ev["oracle_item_rank"].to_numpy()).items())
     doc = (__doc__ or "").split("Example:")[0].strip().replace(":data:", "").replace(":func:", "")
     return f"""# Simulated streaming log `streaming_sim-{cfg.label}`
 
@@ -1223,6 +1307,7 @@ Generated by `intentrec.datasets.streaming_sim.simulate` (seeded: the config bel
 | `label_<intent>` | str | realised label of the event for `action`, `genre`, `format`, `recency` |
 | `oracle_<intent>` | str | generator's prediction of that label before the item was drawn |
 | `oracle_<intent>_p` | float | its probability under the step's item-probability vector |
+| `oracle_item_rank` | int | rank of the played item under that vector (1 = most probable): the item-level ceiling |
 
 ### `items.parquet`
 
@@ -1250,6 +1335,9 @@ Oracle accuracy over all events, next to always predicting the most frequent lab
 {intent_rows}
 
 True-intent shares: {shares}.
+
+Item-ranking ceiling over all events (every item ranked by the generator's probability, knowing the latent state;
+`item_ceiling`): {items}.
 
 ## Config
 
