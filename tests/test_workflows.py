@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from intentrec import workflows
 from intentrec.config import load_config
 from intentrec.errors import CheckpointError
+from intentrec.features.live import LiveEvent
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,6 +143,41 @@ def test_attribute_repeat_boost_trains_saves_its_labels_and_ranks_like_the_onnx_
     assert len(rec.items) == 5
     bundle = workflows.export(tmp_path / "run", tmp_path / "bundle", onnx=True)
     assert (bundle / "model.onnx").is_file()
+
+
+def test_request_gap_trains_and_the_request_time_moves_the_ranking_alike_everywhere(tmp_path: Path) -> None:
+    """model.request_gap end to end: trained, the request time given to recommend, the torch and ONNX predictors
+    and the HTTP body changes the ranking, the same way in all of them."""
+    from intentrec.serve.http import RecommendRequest
+    from intentrec.serve.predictor import Predictor
+
+    cfg = load_config(REPO / "configs" / "streaming_sim.yaml", [
+        "data.source.name=tiny", "model.request_gap=true", "train.epochs=1", "train.max_steps_per_epoch=5",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ])
+    workflows.train(cfg, tmp_path / "run", progress=False, log=lambda _: None)
+    art = workflows.load_run(tmp_path / "run")
+    u = next(u for u in range(art.data.n_users) if (art.data.item_idx[art.data.user_slice(u)] >= 2).all())
+    user = str(art.data.user_ids[u])  # a user whose every item is known (the service drops unknown ones)
+    s = art.data.user_slice(u)
+    last = float(art.data.timestamps[s][-1])
+    soon, later = last + 120.0, last + 30 * 86400.0
+    rec_soon = workflows.recommend(tmp_path / "run", user_id=user, k=20, art=art, request_time=soon)
+    rec_later = workflows.recommend(tmp_path / "run", user_id=user, k=20, art=art, request_time=later)
+    assert [x for _, x in rec_soon.items] != pytest.approx([x for _, x in rec_later.items], abs=1e-6)
+
+    bundle = workflows.export(tmp_path / "run", tmp_path / "bundle", onnx=True)
+    events = [LiveEvent(art.data.item_vocab.decode(int(i)), float(t), {})
+              for i, t in zip(art.data.item_idx[s], art.data.timestamps[s], strict=True)]
+    for backend in ("torch", "onnx"):
+        pred = Predictor.from_path(bundle, backend=backend)
+        for when, rec in ((soon, rec_soon), (later, rec_later)):
+            got = pred.predict(events, k=20, request_time=when)
+            assert [i for i, _ in got.items] == [i for i, _ in rec.items], backend
+            np.testing.assert_allclose([x for _, x in got.items], [x for _, x in rec.items], atol=1e-4)
+    body = RecommendRequest.model_validate({"events": [{"item_id": e.item_id, "timestamp": e.timestamp}
+                                                       for e in events], "k": 20, "request_time": soon})
+    assert body.to_predict_request().request_time == soon
 
 
 def test_cold_item_targets_are_reported_as_misses_beside_the_ranked_metrics(tmp_path: Path) -> None:

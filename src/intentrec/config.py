@@ -472,6 +472,13 @@ class ModelConfig(_Frozen):
     the show" (the next episode is a new item of a show in the history) as ``repeat_boost`` is "watch this title
     again". Independent of ``repeat_boost``; every neural model except BERT4Rec accepts it
     (``intentrec.model.layers.AttributeRepeatBoost``; BENCHMARKS.md, "`paper` on the streaming simulator")."""
+    request_gap: bool = False
+    """Read the time from each event to the request its prediction answers (not in the paper): a learned embedding
+    of its log bucket (``model.gap_buckets``), starting at zero, is added to the rows the intent heads and the item
+    head read. In training and evaluation the request time is the next event's time; a live request's is its
+    ``request_time`` (default: now). It tells a session going on (minutes) from a new visit (days), which decides
+    between "the next episode" and a fresh pick. Every causal neural model accepts it (BERT4Rec is refused)
+    (``intentrec.model.layers.RequestGapEmbedding``; BENCHMARKS.md, "`paper` on the streaming simulator")."""
     heads: tuple[str, ...] | None = None
     """Intents that get a head (Table 3 single-head variants); ``null`` = every configured intent."""
     transact_window: str | float = "24h"
@@ -528,7 +535,7 @@ class ModelConfig(_Frozen):
             raise ValueError(f"output_attributes repeats a name: {list(self.output_attributes)}")
         if len(set(self.repeat_boost_attributes)) != len(self.repeat_boost_attributes):
             raise ValueError(f"repeat_boost_attributes repeats a name: {list(self.repeat_boost_attributes)}")
-        for key in ("repeat_boost", "repeat_boost_attributes"):
+        for key in ("repeat_boost", "repeat_boost_attributes", "request_gap"):
             if getattr(self, key) and self.architecture == "bert4rec":
                 raise ValueError(f"{key} works on the causal models only: BERT4Rec reads the whole sequence around "
                                  "a [MASK] token, so 'the items before position k' is not its input; turn it off for "

@@ -262,6 +262,9 @@ class SequenceBatch:
     """(B, n) float hours since the row's first event (event order when data is untimed)."""
     gap_bucket: torch.Tensor
     """(B, n) long log-bucket of the gap to the previous event (0 for the first event and padding)."""
+    next_gap_bucket: torch.Tensor
+    """(B, n) long log-bucket of the time from each event to the request its prediction answers (the next event's
+    time; 0 = unknown and padding). Read only by ``model.request_gap``."""
     position: torch.Tensor
     """(B, n) long position counted from the row's first real event (0 for padding)."""
     window_start: torch.Tensor

@@ -137,6 +137,7 @@ def random_batch(
     valid = np.zeros((B, n), bool)
     time_hours = np.zeros((B, n), np.float32)
     gap_bucket = np.zeros((B, n), np.int64)
+    next_gap_bucket = np.zeros((B, n), np.int64)
     position = np.zeros((B, n), np.int64)
     window_start = np.tile(np.arange(n, dtype=np.int64), (B, 1))
     target_item = np.zeros((B, n), np.int64)
@@ -178,8 +179,10 @@ def random_batch(
         time_hours[b, cols] = (times[:real] - times[0]) / (3600.0 if spec.timed else 1.0)
         if spec.timed:
             gap_bucket[b, cols[1:]] = [_gap_bucket(g, gap_buckets) for g in gaps[1:real]]
+            next_gap_bucket[b, cols] = [_gap_bucket(g, gap_buckets) for g in gaps[1:]]  # to the target's time
         else:
             gap_bucket[b, cols[1:]] = 1
+            next_gap_bucket[b, cols] = 1
         for j in range(real):
             if spec.timed:
                 if horizon_seconds is None:
@@ -207,6 +210,7 @@ def random_batch(
         numeric=torch.from_numpy(numeric),
         time_hours=torch.from_numpy(time_hours),
         gap_bucket=torch.from_numpy(gap_bucket),
+        next_gap_bucket=torch.from_numpy(next_gap_bucket),
         position=torch.from_numpy(position),
         window_start=torch.from_numpy(window_start),
         target_item=torch.from_numpy(target_item),
@@ -241,6 +245,7 @@ def with_left_padding(batch: SequenceBatch, extra: int) -> SequenceBatch:
         numeric=pad(batch.numeric),
         time_hours=pad(batch.time_hours),
         gap_bucket=pad(batch.gap_bucket),
+        next_gap_bucket=pad(batch.next_gap_bucket),
         position=pad(batch.position),
         window_start=torch.cat([new_cols, batch.window_start + extra], dim=1)[:, : n + extra],  # (B, n + extra)
         target_item=pad(batch.target_item),

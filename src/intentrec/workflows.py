@@ -471,7 +471,9 @@ def _find_user(data: EncodedSequences, user_id: str) -> int:
         raise ConfigError(f"unknown user {user_id!r}; known users look like: {examples}") from None
 
 
-def _items_example(art: RunArtifacts, items: list[str]) -> tuple[Any, np.ndarray, list[str]]:
+def _items_example(
+    art: RunArtifacts, items: list[str], request_time: float | None = None
+) -> tuple[Any, np.ndarray, list[str]]:
     """An ad-hoc history of item ids encoded as the serving path encodes raw events (item attributes from the item
     tables, time-since-release at the event time), placed one minute apart ending at the data's last timestamp."""
     from intentrec.data.live import live_features
@@ -482,7 +484,8 @@ def _items_example(art: RunArtifacts, items: list[str]) -> tuple[Any, np.ndarray
     end = float(data.timestamps.max())
     step = 60.0 if data.spec.timed else 1.0
     events = item_history(items, end, step)
-    enc = encode_live_events(events, live, data.spec, data.item_vocab, data.label_vocabs, art.cfg.model.max_len)
+    enc = encode_live_events(events, live, data.spec, data.item_vocab, data.label_vocabs, art.cfg.model.max_len,
+                             request_time)
     if enc.example is None:
         raise ConfigError(f"none of the items {items} is known to the model (e.g. {data.item_vocab.ids[:5]})")
     return enc.example, enc.item_idx, list(enc.ignored_items)
@@ -491,13 +494,14 @@ def _items_example(art: RunArtifacts, items: list[str]) -> tuple[Any, np.ndarray
 @torch.no_grad()
 def recommend(
     run_dir: str | Path, *, user_id: str | None = None, items: list[str] | None = None, k: int = 10,
-    exclude_seen: bool | None = None, art: RunArtifacts | None = None,
+    exclude_seen: bool | None = None, art: RunArtifacts | None = None, request_time: float | None = None,
 ) -> Recommendation:
     """Top-k items and intents for a known user's full history, or for an ad-hoc list of item ids.
 
     With ``items``, the events are encoded as the serving path encodes raw events (item attributes from the item
     tables, time-since-release at the event time), one minute apart ending at the data's last timestamp (the HTTP
-    service takes real timestamps).
+    service takes real timestamps). ``request_time`` (seconds since the epoch; None = now) is when the
+    recommendations are asked for, read by models trained with ``model.request_gap``.
     """
     art = art or load_run(run_dir)
     if (user_id is None) == (items is None):
@@ -506,11 +510,11 @@ def recommend(
     if user_id is not None:
         data, u = art.data, _find_user(art.data, user_id)
         p = int(data.offsets[u + 1] - data.offsets[u])  # predict the event after the whole history
-        data, u = _with_appended_slot(data, u), 0
+        data, u = _with_appended_slot(data, u, request_time), 0
         example = example_from_events(data, u, max(0, p - art.cfg.model.max_len), p + 1, "last", "none")
         history_idx = data.item_idx[data.user_slice(u)][:p]
     else:
-        example, history_idx, ignored = _items_example(art, list(items or []))
+        example, history_idx, ignored = _items_example(art, list(items or []), request_time)
     batch = _collate_fn(art.cfg, art.data)([example])
     out = art.model(batch)
     first = torch.zeros(1, dtype=torch.long, device=batch.item_idx.device)  # (1,) the only row
@@ -541,8 +545,9 @@ def recommend(
     )
 
 
-def _with_appended_slot(data: EncodedSequences, u: int) -> EncodedSequences:
-    """A view of user ``u`` with one empty event appended, so the whole history is the input."""
+def _with_appended_slot(data: EncodedSequences, u: int, request_time: float | None = None) -> EncodedSequences:
+    """A view of user ``u`` with one empty event appended, so the whole history is the input. The slot is the
+    request: at ``request_time`` (None = now; untimed data: the next position), as the serving path encodes it."""
     s = data.user_slice(u)
     n = s.stop - s.start
 
@@ -550,11 +555,13 @@ def _with_appended_slot(data: EncodedSequences, u: int) -> EncodedSequences:
         return np.concatenate([arr[s], np.zeros((1, *arr.shape[1:]), dtype=arr.dtype)])
 
     ts = data.timestamps[s]
+    if request_time is None:
+        request_time = time.time() if data.spec.timed else float(ts[-1]) + 1.0
     return EncodedSequences(
         user_ids=(data.user_ids[u],),
         offsets=np.array([0, n + 1], dtype=np.int64),
         item_idx=cat(data.item_idx),
-        timestamps=np.concatenate([ts, ts[-1:]]),
+        timestamps=np.concatenate([ts, np.array([request_time], dtype=ts.dtype)]),
         duration=cat(data.duration),
         session=cat(data.session),
         categorical={k: cat(v) for k, v in data.categorical.items()},

@@ -153,7 +153,7 @@ def test_sampled_softmax_adds_the_boost_to_the_target_and_the_negatives() -> Non
     # every real item as the negatives, no log-Q: the sampled loss is then the full softmax (the target column,
     # removed from the negatives as an accidental hit, is the positive column)
     sampler = SampledSoftmax(torch.zeros(spec.n_items), n_negatives=spec.n_items - 2)
-    sampler.sample = lambda device: torch.arange(2, spec.n_items, device=device)  # type: ignore[method-assign]
+    sampler.sample = lambda device, rows=1: torch.arange(2, spec.n_items, device=device)  # type: ignore[method-assign]
     sampled = IntentRecLoss(0.0, item_sampler=sampler)(model, out, batch).parts["item"]
     full = IntentRecLoss(0.0)(model, out, batch).parts["item"]
     torch.testing.assert_close(sampled, full, atol=1e-4, rtol=1e-4)

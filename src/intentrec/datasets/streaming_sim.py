@@ -1250,7 +1250,7 @@ def rank_metrics(rank: np.ndarray, k: int = 10) -> dict[str, float]:
 
     Example:
         >>> {m: round(v, 4) for m, v in rank_metrics(np.array([1, 3, 11]), k=10).items()}
-        {'hr@10': 0.6667, 'ndcg@10': 0.5, 'mrr': 0.4697}
+        {'hr@10': 0.6667, 'ndcg@10': 0.5, 'mrr': 0.4747}
     """
     r = np.asarray(rank, dtype=np.float64)  # (n,)
     if r.size == 0 or (r < 1).any():

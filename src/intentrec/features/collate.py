@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from intentrec.config import ModelConfig
-from intentrec.features.windows import gap_buckets, relative_time, window_starts
+from intentrec.features.windows import gap_buckets, next_gap_buckets, relative_time, window_starts
 from intentrec.structs import DataSpec, SequenceBatch
 
 __all__ = ["CollateSettings", "Example", "collate"]
@@ -68,6 +68,9 @@ class Example:
     """(l,) float32 loss weight per position."""
     user_row: int = -1
     """Row of the user in EncodedSequences (-1 for live requests)."""
+    next_time: np.ndarray | None = None
+    """(l,) float64 when the prediction after each input event is asked for (the next event's time; a live
+    request's time at its last event); NaN or None = unknown. Read only by ``model.request_gap``."""
 
 
 def _pad_left(arrays: Sequence[np.ndarray], n: int, dtype: np.dtype, trailing: tuple[int, ...] = ()) -> np.ndarray:
@@ -93,11 +96,13 @@ def collate(examples: Sequence[Example], settings: CollateSettings) -> SequenceB
     item_idx = _pad_left([e.item_idx for e in examples], n, np.int64)  # (B, n)
     valid = np.arange(n)[None, :] >= (n - lengths)[:, None]  # (B, n)
 
-    hours, gaps, positions, starts = [], [], [], []
+    hours, gaps, next_gaps, positions, starts = [], [], [], [], []
     for e in examples:
         ts = e.timestamps
         hours.append(relative_time(ts, settings.timed))
         gaps.append(gap_buckets(ts, settings.gap_buckets, settings.timed))
+        nxt = np.full(ts.shape[0], np.nan) if e.next_time is None else e.next_time
+        next_gaps.append(next_gap_buckets(ts, nxt, settings.gap_buckets, settings.timed))
         positions.append(np.arange(ts.shape[0], dtype=np.int64))
         starts.append(window_starts(ts, settings.horizon_seconds, settings.timed, settings.short_window_events))
     offset = (n - lengths)[:, None]  # (B, 1): window starts become column indices of the padded row
@@ -126,6 +131,7 @@ def collate(examples: Sequence[Example], settings: CollateSettings) -> SequenceB
         ),  # (B, n, F)
         time_hours=torch.from_numpy(_pad_left(hours, n, np.float32)),
         gap_bucket=torch.from_numpy(_pad_left(gaps, n, np.int64)),
+        next_gap_bucket=torch.from_numpy(_pad_left(next_gaps, n, np.int64)),
         position=torch.from_numpy(_pad_left(positions, n, np.int64)),
         window_start=torch.from_numpy(window_start),
         target_item=torch.from_numpy(_pad_left([e.target_item for e in examples], n, np.int64)),

@@ -72,6 +72,7 @@ def example_from_events(
         target_intents=target_intents,
         target_weight=weight,
         user_row=user_row,
+        next_time=data.timestamps[tgt],
     )
 
 

@@ -7,12 +7,15 @@ Rules (tests pin each one against the data stage):
   become 0, 1, 2, ...;
 * unknown item ids are dropped and reported (a request never fails because of them);
 * repeat labels look at the whole (known) history given, then the latest ``max_len`` events are kept;
-* a missing interaction attribute is "no value" (PAD), an unseen label is ``other``.
+* a missing interaction attribute is "no value" (PAD), an unseen label is ``other``;
+* the prediction after the last event answers the request at ``request_time`` (default: now), the one after each
+  earlier event the next event (``model.request_gap`` reads the time in between).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +134,7 @@ def encode_live_events(
     item_vocab: ItemVocab,
     label_vocabs: Mapping[str, LabelVocab],
     max_len: int,
+    request_time: float | None = None,
 ) -> EncodedRequest:
     """Encode a request's events as model input (the latest ``max_len`` known events).
 
@@ -141,6 +145,8 @@ def encode_live_events(
         item_vocab: raw item id <-> index.
         label_vocabs: attribute -> label vocabulary.
         max_len: the model's input length n.
+        request_time: when the recommendations are asked for (seconds since the epoch; read by
+            ``model.request_gap``): None = now (timed data) or right after the last event (untimed data).
 
     Returns:
         The :class:`EncodedRequest` (``example`` None when no event has a known item).
@@ -230,5 +236,15 @@ def encode_live_events(
         target_intents=target_intents,
         target_weight=np.zeros(length, dtype=np.float32),
         user_row=-1,
+        next_time=_next_times(timestamps[window], spec.timed, request_time),
     )
     return EncodedRequest(example, item_idx, ignored, start)
+
+
+def _next_times(timestamps: np.ndarray, timed: bool, request_time: float | None) -> np.ndarray:
+    """(l,) when each input event's prediction is asked for: the next event's time, then the request's."""
+    if request_time is None:
+        request_time = time.time() if timed else float(timestamps[-1]) + 1.0
+    elif not math.isfinite(request_time):
+        raise RequestError(f"request_time must be a finite time in seconds, got {request_time!r}")
+    return np.append(timestamps[1:], float(request_time)).astype(np.float64)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["gap_buckets", "relative_time", "window_starts"]
+__all__ = ["gap_buckets", "next_gap_buckets", "relative_time", "window_starts"]
 
 
 def window_starts(
@@ -69,6 +69,25 @@ def gap_buckets(timestamps: np.ndarray, n_buckets: int, timed: bool) -> np.ndarr
     gaps = np.maximum(np.diff(timestamps), 0.0)  # (n - 1,)
     out[1:] = np.minimum(1 + np.floor(np.log2(1.0 + gaps)).astype(np.int64), n_buckets - 1)
     return out
+
+
+def next_gap_buckets(timestamps: np.ndarray, next_times: np.ndarray, n_buckets: int, timed: bool) -> np.ndarray:
+    """Log2-bucketed time from each event to the next request (``model.request_gap``): 0 where it is unknown.
+
+    ``next_times[k]`` is when the prediction made after event k is asked for: the next event's time in training and
+    evaluation, the request time at a live request's last event. Buckets as :func:`gap_buckets` (a negative
+    gap counts as 0 seconds); untimed data: bucket 1 wherever the next time is known.
+
+    Example:
+        >>> next_gap_buckets(np.array([0.0, 10.0, 20.0]), np.array([10.0, 20.0, np.nan]), 32, True).tolist()
+        [4, 4, 0]
+    """
+    known = np.isfinite(next_times)  # (n,)
+    if not timed:
+        return known.astype(np.int64)
+    gaps = np.maximum(np.where(known, next_times - timestamps, 0.0), 0.0)  # (n,)
+    buckets = np.minimum(1 + np.floor(np.log2(1.0 + gaps)).astype(np.int64), n_buckets - 1)  # (n,)
+    return np.where(known, buckets, 0).astype(np.int64)
 
 
 def relative_time(timestamps: np.ndarray, timed: bool) -> np.ndarray:

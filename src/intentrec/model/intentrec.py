@@ -22,6 +22,11 @@ Variants share this code:
 * **V2** — the diagram without S (``X = F``).
 * **V3** — the diagram; S is off (V3 = V2) when the data is timed and ``cfg.horizon`` is ``off``.
 
+Options that are not in the paper (off by default, each starting as the model without it): ``cfg.request_gap``
+adds E_gap(T_request − T_k) (:class:`~intentrec.model.layers.RequestGapEmbedding`) to E_int before the heads and to
+E_item; ``cfg.repeat_boost`` / ``cfg.repeat_boost_attributes`` add history scores read from E_item;
+``cfg.output_attributes`` adds attribute embeddings to FC_item's rows.
+
 The item loss back-propagates through Z into the heads and the intent encoder (no stop-gradient, PAPER §3.3).
 The model returns :class:`~intentrec.structs.ModelOutput`; item scores over the catalogue are computed only by
 :meth:`IntentRec.score_items` on the rows that need them (losses live in :mod:`intentrec.model.losses`).
@@ -49,6 +54,7 @@ from .layers import (
     item_attribute_table,
     mask_leading_classes,
     pad_masked_classes,
+    request_gap_embedding,
     window_mask,
 )
 
@@ -274,6 +280,9 @@ class IntentRec(nn.Module):
         self.repeat_boost = RepeatBoost(D, cfg.max_len) if cfg.repeat_boost else None
         # model.repeat_boost_attributes: the same at the level of an item attribute such as a show (None = off)
         self.attribute_boost = attribute_repeat_boost(cfg, spec, D)
+        # model.request_gap: the time to the request, added to the rows the intent heads and the item head read
+        self.request_gap_intent = request_gap_embedding(cfg, D) if cfg.variant in ("V2", "V3") else None
+        self.request_gap_item = request_gap_embedding(cfg, D)
 
         self.apply(init_weights)
         if cfg.identity_init:  # the item-id block of F comes first in every encoder input (FeatureEmbedder)
@@ -307,6 +316,8 @@ class IntentRec(nn.Module):
 
         if self.intent_encoder is None:  # V0, V1: a single encoder
             hidden = self.item_encoder(x, batch, mask)  # (B, n, D)
+            if self.request_gap_item is not None:
+                hidden = hidden + self.request_gap_item(batch)  # (B, n, D)  + E_gap(T_request − T_k)
             logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
             return ModelOutput(
                 item_hidden=hidden, intent_logits=logits, intent_attention=None, intent_embedding=None,
@@ -316,10 +327,14 @@ class IntentRec(nn.Module):
 
         assert self.intent_heads is not None and self.intent_fusion is not None  # set together in __init__
         intent_hidden = self.intent_encoder(x, batch, mask)  # (B, n, D)  E^intent
+        if self.request_gap_intent is not None:
+            intent_hidden = intent_hidden + self.request_gap_intent(batch)  # (B, n, D)  + E_gap(T_request − T_k)
         logits = self.intent_heads(intent_hidden)  # name -> (B, n, d_i)  PAPER §3.1 step 3
         attention, z = self.intent_fusion(logits)  # (B, n, M), (B, n, d_proj)  PAPER Eq. 2
         y = torch.cat([x, z], dim=-1)  # (B, n, d_x + d_proj)  F ⊕ S ⊕ Z, PAPER §3.2 step 7
         item_hidden = self.item_encoder(y, batch, mask)  # (B, n, D)  E^item, steps 8-9
+        if self.request_gap_item is not None:
+            item_hidden = item_hidden + self.request_gap_item(batch)  # (B, n, D)
         return ModelOutput(
             item_hidden=item_hidden, intent_logits=logits, intent_attention=attention, intent_embedding=z,
             history_boost=self._history_boost(item_hidden, batch),

@@ -34,6 +34,7 @@ __all__ = [
     "FeatureEmbedder",
     "ItemAttributeTable",
     "RepeatBoost",
+    "RequestGapEmbedding",
     "TimestampEncoding",
     "TransformerBlock",
     "add_attribute_boost",
@@ -48,6 +49,7 @@ __all__ = [
     "item_attribute_table",
     "mask_leading_classes",
     "pad_masked_classes",
+    "request_gap_embedding",
     "window_mask",
 ]
 
@@ -619,6 +621,35 @@ class TimestampEncoding(nn.Module):
             pos = batch.position.clamp(0, self.position_embedding.num_embeddings - 1)  # (B, n)
             enc = enc + self.position_embedding(pos)  # (B, n, d_out)
         return enc * batch.valid[..., None].to(enc.dtype)  # (B, n, d_out), zero at padding
+
+
+class RequestGapEmbedding(nn.Module):
+    """``model.request_gap``: a learned embedding of ``batch.next_gap_bucket`` (the log-bucketed time from each event
+    to the request its prediction answers), added to the rows a head reads (not in the paper).
+
+    It starts at zero, so the untrained model is the one without it; bucket 0 (unknown, padding) is pinned to zero.
+    Position k reads only its own bucket, so causality over the *items* is unchanged: the request time is part of the
+    question asked at k, not of a later event.
+
+    Args:
+        cfg: hyperparameters (``gap_buckets``).
+        d_out: width of the rows it is added to.
+    """
+
+    def __init__(self, cfg: ModelConfig, d_out: int) -> None:
+        super().__init__()
+        # a bare parameter, not an nn.Embedding, so init_weights leaves its zero start alone
+        self.weight = nn.Parameter(torch.zeros(cfg.gap_buckets, d_out))
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        """(B, n, d_out) the embedding of each position's bucket, zero where it is unknown (bucket 0)."""
+        bucket = batch.next_gap_bucket.clamp(0, self.weight.shape[0] - 1)  # (B, n)
+        return self.weight[bucket] * (bucket > 0)[..., None].to(self.weight.dtype)  # (B, n, d_out)
+
+
+def request_gap_embedding(cfg: ModelConfig, d_out: int) -> RequestGapEmbedding | None:
+    """:class:`RequestGapEmbedding` when ``cfg.request_gap``, else None (the paper's model)."""
+    return RequestGapEmbedding(cfg, d_out) if cfg.request_gap else None
 
 
 class FCNorm(nn.Module):

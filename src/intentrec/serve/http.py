@@ -296,6 +296,15 @@ class RecommendRequest(BaseModel):
     candidates: list[ItemId] | None = Field(None, description="Rank only these item ids (null = whole catalogue).")
     exclude: list[ItemId] = Field(default_factory=list, description="Item ids never to return.")
     user_id: StrictStr | None = Field(None, max_length=_MAX_ID_CHARS, description="Echoed in the response.")
+    request_time: StrictFloat | StrictInt | StrictStr | None = Field(
+        None, description="When the recommendations are asked for: seconds since the epoch or an ISO 8601 time "
+        "(naive = UTC); null = now. Read by models trained with model.request_gap.",
+    )
+
+    @field_validator("request_time")
+    @classmethod
+    def _request_epoch(cls, value: float | int | str | None) -> float | None:
+        return None if value is None else _to_epoch_seconds(value)
 
     def to_predict_request(self) -> PredictRequest:
         """The predictor's request."""
@@ -306,6 +315,7 @@ class RecommendRequest(BaseModel):
             candidates=None if self.candidates is None else list(self.candidates),
             exclude=list(self.exclude),
             user_id=self.user_id,
+            request_time=None if self.request_time is None else float(self.request_time),
         )
 
 

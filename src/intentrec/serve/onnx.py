@@ -14,6 +14,7 @@ makes them::
     numeric        (B, n, F)         float32  numeric features (F fixed; F = 0 gives an empty last axis)
     time_hours     (B, n)            float32  hours since the row's first event (the event order when untimed)
     gap_bucket     (B, n)            int64    log-bucket of the gap to the previous event
+    next_gap_bucket (B, n)           int64    log-bucket of the time to the request (``model.request_gap``)
     position       (B, n)            int64    position counted from the row's first real event
     window_start   (B, n)            int64    column of the short-term window start pos_k
     attribute_<j>  (B, n) | (B, n, L) int64   the j-th categorical input of ``spec.inputs`` (L fixed: the
@@ -79,7 +80,7 @@ from intentrec.structs import DataSpec, SequenceBatch
 __all__ = ["BASE_INPUTS", "CUMMAX_MAX_LEN", "ONNX_FILE", "OnnxScorer", "ScorerModule", "example_batch", "onnx_bytes"]
 
 BASE_INPUTS: tuple[str, ...] = (
-    "item_idx", "valid", "numeric", "time_hours", "gap_bucket", "position", "window_start",
+    "item_idx", "valid", "numeric", "time_hours", "gap_bucket", "next_gap_bucket", "position", "window_start",
 )
 """Graph inputs every export declares first (then one ``attribute_<j>`` per categorical input attribute)."""
 
@@ -132,6 +133,7 @@ class ScorerModule(nn.Module):
         numeric: torch.Tensor,
         time_hours: torch.Tensor,
         gap_bucket: torch.Tensor,
+        next_gap_bucket: torch.Tensor,
         position: torch.Tensor,
         window_start: torch.Tensor,
         *categorical: torch.Tensor,
@@ -139,7 +141,7 @@ class ScorerModule(nn.Module):
         """Score the position after each row's last event.
 
         Args:
-            item_idx, valid, numeric, time_hours, gap_bucket, position, window_start: the fields of
+            item_idx, valid, numeric, time_hours, gap_bucket, next_gap_bucket, position, window_start: the fields of
                 :class:`~intentrec.structs.SequenceBatch` of the same names, (B, n) or (B, n, F).
             categorical: one (B, n) or (B, n, L) long tensor per name of ``categorical_names``.
 
@@ -155,6 +157,7 @@ class ScorerModule(nn.Module):
             numeric=numeric,
             time_hours=time_hours,
             gap_bucket=gap_bucket,
+            next_gap_bucket=next_gap_bucket,
             position=position,
             window_start=window_start,
             target_item=zeros_long,
@@ -244,6 +247,7 @@ def example_batch(
             target_item=np.zeros(length, np.int64),
             target_intents=target_intents,
             target_weight=np.zeros(length, np.float32),
+            next_time=np.append(times[1:], times[-1] + 600.0),  # the request 10 minutes after the last event
         ))
     return collate(examples, settings)
 
@@ -252,7 +256,7 @@ def _flat_inputs(batch: SequenceBatch, categorical_names: Sequence[str]) -> tupl
     """The forward arguments of :class:`ScorerModule` for ``batch``."""
     return (
         batch.item_idx, batch.valid, batch.numeric.float(), batch.time_hours.float(), batch.gap_bucket,
-        batch.position, batch.window_start, *(batch.categorical[name] for name in categorical_names),
+        batch.next_gap_bucket, batch.position, batch.window_start, *(batch.categorical[name] for name in categorical_names),
     )
 
 
@@ -374,7 +378,8 @@ def onnx_bytes(
     seq_dim = torch.export.Dim("seq", min=1)
     dynamic_shapes = [{0: batch_dim, 1: seq_dim} for _ in args]
     # the categorical tensors are the *varargs of forward: one nested entry (absent when there are none)
-    shapes = (*dynamic_shapes[:7], tuple(dynamic_shapes[7:])) if categorical_names else tuple(dynamic_shapes)
+    k = len(BASE_INPUTS)
+    shapes = (*dynamic_shapes[:k], tuple(dynamic_shapes[k:])) if categorical_names else tuple(dynamic_shapes)
     try:
         with _quiet(), torch.no_grad():
             program = torch.onnx.export(
@@ -525,6 +530,7 @@ class OnnxScorer:
             "numeric": batch.numeric.float(),
             "time_hours": batch.time_hours.float(),
             "gap_bucket": batch.gap_bucket,
+            "next_gap_bucket": batch.next_gap_bucket,
             "position": batch.position,
             "window_start": batch.window_start,
         }

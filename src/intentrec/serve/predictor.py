@@ -100,6 +100,10 @@ class PredictRequest:
     """Item ids never to return."""
     user_id: str | None = None
     """Carried through to the prediction."""
+    request_time: float | None = None
+    """When the recommendations are asked for, in seconds since the epoch (None = now); read by models trained
+    with ``model.request_gap`` (a visit minutes after the last event continues a session, one days later starts
+    a new one)."""
 
 
 @dataclass(frozen=True)
@@ -178,10 +182,10 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------------------------
 
-    def encode(self, events: Sequence[LiveEvent]) -> EncodedRequest:
+    def encode(self, events: Sequence[LiveEvent], request_time: float | None = None) -> EncodedRequest:
         """Encode raw events as model input (see :func:`~intentrec.features.live.encode_live_events`)."""
         b = self.bundle
-        return encode_live_events(events, b.live, b.spec, b.item_vocab, b.label_vocabs, self.max_len)
+        return encode_live_events(events, b.live, b.spec, b.item_vocab, b.label_vocabs, self.max_len, request_time)
 
     def predict(self, events: Sequence[LiveEvent], **options: object) -> Prediction:
         """Rank items for one history; ``options`` are the fields of :class:`PredictRequest`."""
@@ -196,7 +200,7 @@ class Predictor:
         for r in requests:
             if r.k < 1:
                 raise RequestError(f"k must be >= 1, got {r.k}")
-        encoded = [self.encode(r.events) for r in requests]
+        encoded = [self.encode(r.events, r.request_time) for r in requests]
         order = sorted((i for i, e in enumerate(encoded) if e.example is not None),
                        key=lambda i: encoded[i].example.item_idx.shape[0])  # type: ignore[union-attr]
         results: list[Prediction | None] = [None] * len(requests)

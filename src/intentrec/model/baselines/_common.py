@@ -23,6 +23,7 @@ from ..layers import (
     catalogue_linear,
     item_attribute_table,
     pad_masked_classes,
+    request_gap_embedding,
 )
 
 __all__ = ["ItemPositionEmbedding", "ItemScoreHead", "baseline_heads"]
@@ -147,6 +148,8 @@ class ItemScoreHead(nn.Module):
         self.repeat_boost = RepeatBoost(d_in, cfg.max_len) if cfg.repeat_boost else None
         # model.repeat_boost_attributes: the same at the level of an item attribute (None = off)
         self.attribute_boost = attribute_repeat_boost(cfg, spec, d_in)
+        # model.request_gap: the time to the request, added to the hidden rows (None = off)
+        self.request_gap = request_gap_embedding(cfg, d_in)
 
     def forward(self, hidden: torch.Tensor, item_embedding: nn.Embedding) -> torch.Tensor:
         """Score the catalogue.
@@ -192,17 +195,21 @@ class BaselineModel(nn.Module):
     intent_heads: IntentHeads | None
 
     def heads_output(
-        self, hidden: torch.Tensor, item_loss_weight: torch.Tensor | None = None, valid: torch.Tensor | None = None
+        self, hidden: torch.Tensor, item_loss_weight: torch.Tensor | None = None, valid: torch.Tensor | None = None,
+        batch: SequenceBatch | None = None,
     ) -> ModelOutput:
         """Wrap the per-position representation (B, n, D): intent logits from the heads, no fusion outputs.
 
         ``item_loss_weight`` (B, n), if given, is passed on as ``ModelOutput.item_loss_weight``. ``valid`` (B, n),
         the real events of the input, is needed by the repeat boosts (``cfg.repeat_boost``,
-        ``cfg.repeat_boost_attributes``).
+        ``cfg.repeat_boost_attributes``), and ``batch`` by ``cfg.request_gap`` (added to ``hidden`` first).
         """
+        head = self.item_output
+        if head.request_gap is not None:
+            assert batch is not None, "a model with model.request_gap must pass its batch"
+            hidden = hidden + head.request_gap(batch)  # (B, n, D)  + E_gap(T_request − T_k)
         logits = {} if self.intent_heads is None else self.intent_heads(hidden)  # name -> (B, n, d_i)
         boost = None
-        head = self.item_output
         if head.repeat_boost is not None or head.attribute_boost is not None:
             assert valid is not None, "a model with a repeat boost must pass the input's valid mask"
         if head.repeat_boost is not None:

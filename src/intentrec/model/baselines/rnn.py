@@ -130,5 +130,5 @@ class RNNRec(BaselineModel):
         D = states.shape[-1]
         states = states.gather(1, to_left[..., None].expand(-1, -1, D))  # (B, n, D) back to left-padded columns
         hidden = self.norm(states)  # (B, n, D)
-        return self.heads_output(hidden, valid=batch.valid)
+        return self.heads_output(hidden, valid=batch.valid, batch=batch)
 

@@ -175,5 +175,5 @@ class TransAct(BaselineModel):
         x = self.input_dropout(x * batch.valid[..., None].to(x.dtype))  # (B, n, D), zero at padding
         hidden = self.encoder(x, self.attention_mask(batch))  # (B, n, D)
         item_hidden = self.mlp(self.read_out(hidden, batch.valid))  # (B, n, D)
-        return self.heads_output(item_hidden, valid=batch.valid)
+        return self.heads_output(item_hidden, valid=batch.valid, batch=batch)
 

@@ -74,5 +74,5 @@ class TransformerRec(BaselineModel):
         """
         x = self.input_dropout(self.embedder(batch))  # (B, n, D)
         hidden = self.encoder(x, causal_mask(batch.valid))  # (B, n, D)
-        return self.heads_output(hidden, valid=batch.valid)
+        return self.heads_output(hidden, valid=batch.valid, batch=batch)
 
