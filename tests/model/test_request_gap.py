@@ -14,7 +14,14 @@ from intentrec.features.windows import next_gap_buckets
 from intentrec.model import build_model
 from intentrec.model.layers import RequestGapEmbedding
 from intentrec.structs import DataSpec, SequenceBatch
-from intentrec.testing import overfit, random_batch, random_spec, score_every_position, tiny_model_config, with_left_padding
+from intentrec.testing import (
+    overfit,
+    random_batch,
+    random_spec,
+    score_every_position,
+    tiny_model_config,
+    with_left_padding,
+)
 
 B, N = 3, 10
 CASES = [
