@@ -70,6 +70,10 @@ def test_recommend_for_a_user_and_for_items(tiny_run: Path) -> None:
     assert "ignored unknown items" in result.output and "nonexistent-item" in result.output
     bad = runner.invoke(app, ["recommend", str(tiny_run), "--user", "no-such-user"])
     assert bad.exit_code == 2 and "unknown user" in bad.output
+    at = runner.invoke(app, ["recommend", str(tiny_run), "--user", "1", "--request-time", "2018-09-24T10:00:00Z"])
+    assert at.exit_code == 0, at.output
+    bad = runner.invoke(app, ["recommend", str(tiny_run), "--user", "1", "--request-time", "yesterday"])
+    assert bad.exit_code == 2 and "--request-time 'yesterday'" in bad.output
 
 
 def test_errors_are_clear_and_exit_2(tmp_path: Path) -> None:

@@ -90,8 +90,9 @@ def load_source(path: str | Path, *, progress: bool = False) -> ModelSource:
                        art.data.item_name, _label_widths(art.data), art)
 
 
-def _parse_time(value: str | float | None) -> float:
-    """Seconds since the epoch from a number or an ISO 8601 string (``now`` when None)."""
+def _parse_time(value: str | float | None, flag: str = "--at") -> float:
+    """Seconds since the epoch from a number or an ISO 8601 string (``now`` when None); ``flag`` names the option
+    in the error message."""
     if value is None:
         return time.time()
     try:
@@ -103,7 +104,7 @@ def _parse_time(value: str | float | None) -> float:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"--at {value!r}: give seconds since the epoch or an ISO 8601 time "
+        raise ConfigError(f"{flag} {value!r}: give seconds since the epoch or an ISO 8601 time "
                           "(e.g. 2024-05-01T20:00:00Z)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)

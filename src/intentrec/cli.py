@@ -214,15 +214,20 @@ def recommend(
     items: Annotated[str | None, typer.Option(help="Comma-separated item ids, oldest first.")] = None,
     k: Annotated[int, typer.Option(min=1, help="How many items.")] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    request_time: Annotated[str | None, typer.Option(
+        help="When the recommendations are asked for: seconds since the epoch or an ISO 8601 time (default: now); "
+             "read by models trained with model.request_gap.")] = None,
 ) -> None:
     """Top-k items and predicted intents for a user (or a list of items)."""
     from dataclasses import asdict
 
     from intentrec import workflows
+    from intentrec.analysis_workflows import _parse_time
 
     try:
         item_list = [s.strip() for s in items.split(",") if s.strip()] if items is not None else None
-        rec = workflows.recommend(run_dir, user_id=user, items=item_list, k=k)
+        when = None if request_time is None else _parse_time(request_time, "--request-time")
+        rec = workflows.recommend(run_dir, user_id=user, items=item_list, k=k, request_time=when)
     except IntentRecError as err:
         _fail(err)
         return
