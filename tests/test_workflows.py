@@ -178,6 +178,14 @@ def test_request_gap_trains_and_the_request_time_moves_the_ranking_alike_everywh
     body = RecommendRequest.model_validate({"events": [{"item_id": e.item_id, "timestamp": e.timestamp}
                                                        for e in events], "k": 20, "request_time": soon})
     assert body.to_predict_request().request_time == soon
+    import polars as pl  # batch predictions take one request time for every history
+
+    pl.DataFrame({"user_id": [user] * len(events), "item_id": [e.item_id for e in events],
+                  "timestamp": [e.timestamp for e in events]}).write_parquet(tmp_path / "events.parquet")
+    for when, rec in ((soon, rec_soon), (later, rec_later)):
+        workflows.predict(bundle, tmp_path / "events.parquet", tmp_path / "p.parquet", k=20, progress=False,
+                          log=lambda _: None, request_time=when)
+        assert pl.read_parquet(tmp_path / "p.parquet")["items"][0].to_list() == [i for i, _ in rec.items]
 
 
 def test_cold_item_targets_are_reported_as_misses_beside_the_ranked_metrics(tmp_path: Path) -> None:

@@ -297,14 +297,19 @@ def predict(
     chunk_rows: Annotated[int, typer.Option(min=1, help="Events read per chunk (bounds memory).")] = 100_000,
     backend: Annotated[str, typer.Option(help="torch or onnx (needs a bundle exported with --format onnx).")] = "torch",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    request_time: Annotated[str | None, typer.Option(
+        help="When the recommendations are asked for, for every history: seconds since the epoch or an ISO 8601 "
+             "time (default: now); read by models trained with model.request_gap.")] = None,
 ) -> None:
     """Batch inference: top-k items, intents, attention weights and Z for every user of an events file."""
     from intentrec import workflows
+    from intentrec.analysis_workflows import _parse_time
 
     try:
+        when = None if request_time is None else _parse_time(request_time, "--request-time")
         workflows.predict(bundle_dir, input_, out, k=k, columns=_column_map(column), by=by,
                           exclude_seen=exclude_seen, chunk_rows=chunk_rows, backend=backend, progress=progress,
-                          log=console.print)
+                          log=console.print, request_time=when)
     except IntentRecError as err:
         _fail(err)
 

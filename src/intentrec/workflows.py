@@ -670,8 +670,12 @@ def predict(
     intent_top: int = 5,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    request_time: float | None = None,
 ) -> PredictSummary:
     """Batch inference (``intentrec predict``): top-k items, intents, attention and Z for every user of a file.
+
+    ``request_time`` (seconds since the epoch; None = now) is when every history's recommendations are asked for,
+    read by models trained with ``model.request_gap``.
 
     Streams the input in chunks of ``chunk_rows`` events (memory bounded by the chunk, not the file) and writes
     one Parquet row per user (or session, ``by="session"``) with the columns of :func:`predict_schema`. A history
@@ -729,7 +733,8 @@ def predict(
                                                  on_total=lambda n: bar.update(task, total=n)):
             requests = []
             for h in histories:
-                requests.append(PredictRequest(_history_events(h), k=k, exclude_seen=exclude_seen, user_id=h.key))
+                requests.append(PredictRequest(_history_events(h), k=k, exclude_seen=exclude_seen, user_id=h.key,
+                                               request_time=request_time))
             try:
                 results: list[tuple[Prediction | None, str | None]] = [(p, None) for p in pred.predict_many(requests)]
             except RequestError:  # score one by one so a bad history does not sink the chunk
