@@ -647,6 +647,9 @@ class TrainConfig(_Frozen):
             raise ValueError("min_lr_ratio must be in [0, 1]")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError("max_minutes must be > 0 or null")
+        if self.sampling_per_row and self.sampled_softmax == 0:
+            raise ValueError("sampling_per_row draws the negatives of a sampled softmax: set sampled_softmax > 0 "
+                             "(e.g. 256) or leave sampling_per_row false")
         if self.dist_timeout_minutes <= 0:
             raise ValueError("dist_timeout_minutes must be > 0")
         try:

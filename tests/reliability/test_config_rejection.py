@@ -90,6 +90,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ("model.output_attributes", ["genres", "genres"]),
     ("model.repeat_boost", "often"),
     ("model.repeat_boost_attributes", ["show_id", "show_id"]),
+    ("model.request_gap", "soon"),
     ("model.transact_window", -1),
     ("model.transact_k", 0),
     ("model.mask_prob", 0.0),
@@ -119,6 +120,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ("train.compile", "yes please"),
     ("train.sampled_softmax", -5),
     ("train.sampling_alpha", -1.0),
+    ("train.sampling_per_row", "maybe"),
     ("train.dist_timeout_minutes", 0.0),
     # eval
     ("eval.exclude_seen", "sometimes"),
@@ -144,6 +146,8 @@ COMBINATION_CASES: list[tuple[str, dict[str, Any]]] = [
     ("model.output_attributes", {"model": {"output_attributes": ["genres"]}}),  # neither an intent nor a feature
     ("model.repeat_boost", {"model": {"architecture": "bert4rec", "repeat_boost": True}}),  # bidirectional
     ("model.repeat_boost_attributes", {"model": {"repeat_boost_attributes": ["genres"]}}),  # not an attribute
+    ("model.request_gap", {"model": {"architecture": "bert4rec", "request_gap": True}}),  # bidirectional
+    ("train.sampling_per_row", {"train": {"sampling_per_row": True}}),  # needs a sampled softmax
     ("train.monitor", {"train": {"monitor": "ndcg@7"}}),  # 7 not in eval.ks
     ("model.varant", {"model": {"varant": "V0"}}),  # unknown keys, at every level
     ("trian", {"trian": {}}),
