@@ -191,7 +191,8 @@ class SampledSoftmax:
 
     The negatives are shared by every row of the batch (``per_row=False``: one (N, E) gather and a matmul), or
     drawn afresh for every scored row (``per_row=True``, as RecTools' SASRec does for the recalculated SASRec+SS
-    numbers in ANCHORS.md: a (P, N, E) gather, so each step pushes down far more distinct items).
+    numbers in ANCHORS.md, so each step pushes down far more distinct items): a (P, N, E) gather, or, when the
+    P·N draws outnumber the items, every item scored once and the draws' logits gathered (the same loss, cheaper).
 
     Args:
         log_q: (I,) log-probabilities of the sampling distribution (:func:`sampling_log_q`).
