@@ -32,6 +32,7 @@ from intentrec.evaluate.evaluator import (
 from intentrec.evaluate.heuristics import evaluate_heuristic, fit_heuristic
 from intentrec.features.collate import CollateSettings, collate
 from intentrec.features.dataset import EvalTargets, TrainingWindows, bucketed_batches, example_from_events
+from intentrec.features.live import request_time_or_now
 from intentrec.model import build_model, score_positions, set_item_attribute_codes
 from intentrec.model.losses import IntentRecLoss, SampledSoftmax, sampling_log_q
 from intentrec.structs import DataSpec, EncodedSequences, SequenceBatch
@@ -555,8 +556,7 @@ def _with_appended_slot(data: EncodedSequences, u: int, request_time: float | No
         return np.concatenate([arr[s], np.zeros((1, *arr.shape[1:]), dtype=arr.dtype)])
 
     ts = data.timestamps[s]
-    if request_time is None:
-        request_time = time.time() if data.spec.timed else float(ts[-1]) + 1.0
+    request_time = request_time_or_now(ts, data.spec.timed, request_time)
     return EncodedSequences(
         user_ids=(data.user_ids[u],),
         offsets=np.array([0, n + 1], dtype=np.int64),

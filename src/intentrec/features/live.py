@@ -35,7 +35,7 @@ from intentrec.vocab import (
     recency_labels,
 )
 
-__all__ = ["EncodedRequest", "LiveEvent", "encode_live_events", "item_history"]
+__all__ = ["EncodedRequest", "LiveEvent", "encode_live_events", "item_history", "request_time_or_now"]
 
 _SECONDS_PER_DAY = 86400.0
 
@@ -241,10 +241,20 @@ def encode_live_events(
     return EncodedRequest(example, item_idx, ignored, start)
 
 
+def request_time_or_now(timestamps: np.ndarray, timed: bool, request_time: float | None) -> float:
+    """The time a request is asked at: ``request_time``, or now (timed data), or the position after the last event
+    (untimed data, whose timestamps are the event order).
+
+    Raises:
+        RequestError: ``request_time`` is not finite.
+    """
+    if request_time is None:
+        return time.time() if timed else float(timestamps[-1]) + 1.0
+    if not math.isfinite(request_time):
+        raise RequestError(f"request_time must be a finite time in seconds, got {request_time!r}")
+    return float(request_time)
+
+
 def _next_times(timestamps: np.ndarray, timed: bool, request_time: float | None) -> np.ndarray:
     """(l,) when each input event's prediction is asked for: the next event's time, then the request's."""
-    if request_time is None:
-        request_time = time.time() if timed else float(timestamps[-1]) + 1.0
-    elif not math.isfinite(request_time):
-        raise RequestError(f"request_time must be a finite time in seconds, got {request_time!r}")
-    return np.append(timestamps[1:], float(request_time)).astype(np.float64)
+    return np.append(timestamps[1:], request_time_or_now(timestamps, timed, request_time)).astype(np.float64)

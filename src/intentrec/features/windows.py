@@ -66,9 +66,14 @@ def gap_buckets(timestamps: np.ndarray, n_buckets: int, timed: bool) -> np.ndarr
     if not timed:
         out[1:] = 1
         return out
-    gaps = np.maximum(np.diff(timestamps), 0.0)  # (n - 1,)
-    out[1:] = np.minimum(1 + np.floor(np.log2(1.0 + gaps)).astype(np.int64), n_buckets - 1)
+    out[1:] = _log2_buckets(np.diff(timestamps), n_buckets)  # (n - 1,)
     return out
+
+
+def _log2_buckets(gaps: np.ndarray, n_buckets: int) -> np.ndarray:
+    """``1 + floor(log2(1 + gap))`` of gaps in seconds (negative = 0), capped at ``n_buckets - 1``."""
+    gaps = np.maximum(gaps, 0.0)
+    return np.minimum(1 + np.floor(np.log2(1.0 + gaps)).astype(np.int64), n_buckets - 1)
 
 
 def next_gap_buckets(timestamps: np.ndarray, next_times: np.ndarray, n_buckets: int, timed: bool) -> np.ndarray:
@@ -85,8 +90,7 @@ def next_gap_buckets(timestamps: np.ndarray, next_times: np.ndarray, n_buckets: 
     known = np.isfinite(next_times)  # (n,)
     if not timed:
         return known.astype(np.int64)
-    gaps = np.maximum(np.where(known, next_times - timestamps, 0.0), 0.0)  # (n,)
-    buckets = np.minimum(1 + np.floor(np.log2(1.0 + gaps)).astype(np.int64), n_buckets - 1)  # (n,)
+    buckets = _log2_buckets(np.where(known, next_times - timestamps, 0.0), n_buckets)  # (n,)
     return np.where(known, buckets, 0).astype(np.int64)
 
 
