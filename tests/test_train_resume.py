@@ -26,9 +26,11 @@ def _crash_at_epoch(n: int):  # type: ignore[no-untyped-def]
     return log
 
 
-def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    cfg = load_config(REPO / "configs" / "tiny.yaml",
-                      ["train.epochs=3", "train.patience=5", f"data.cache_dir={tmp_path / 'cache'}"])
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9], ids=["raw", "ema"])
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path: Path, ema_decay: float) -> None:
+    cfg = load_config(REPO / "configs" / "tiny.yaml", ["train.epochs=3", "train.patience=5",
+                                                       f"data.cache_dir={tmp_path / 'cache'}",
+                                                       f"train.ema_decay={ema_decay}"])
     straight = workflows.train(cfg, tmp_path / "straight", progress=False, log=lambda _: None)
 
     with pytest.raises(_Crash):  # dies during epoch 3, after epoch 2's state was saved

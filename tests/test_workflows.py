@@ -178,6 +178,12 @@ def test_request_gap_trains_and_the_request_time_moves_the_ranking_alike_everywh
     body = RecommendRequest.model_validate({"events": [{"item_id": e.item_id, "timestamp": e.timestamp}
                                                        for e in events], "k": 20, "request_time": soon})
     assert body.to_predict_request().request_time == soon
+    from fastapi.testclient import TestClient
+
+    from intentrec.serve.http import create_app
+
+    with TestClient(create_app(Predictor.from_path(bundle))) as client:  # the service says it reads the time
+        assert client.get("/v1/metadata").json()["reads_request_time"] is True
     import polars as pl  # batch predictions take one request time for every history
 
     pl.DataFrame({"user_id": [user] * len(events), "item_id": [e.item_id for e in events],

@@ -452,6 +452,10 @@ class ModelConfig(_Frozen):
     identity, so the item embedding enters the Transformer unmixed at step 0 (as in SASRec, whose input is the item
     embedding itself); needs ``item_emb_dim == d_model``. On Amazon Beauty it made V0 learn about 30% more per epoch
     early on (BENCHMARKS.md "Training recipe"); off by default until it is measured on the other datasets."""
+    init: Literal["normal", "xavier"] = "normal"
+    """Initialisation of every linear and embedding weight: ``normal`` = N(0, 0.02) (BERT / RecBole); ``xavier`` =
+    Xavier-normal, std sqrt(2 / (fan_in + fan_out)), as RecTools' SASRec (the recalculated SASRec+SS numbers of
+    ANCHORS.md). Biases start at zero and LayerNorms at (1, 0) either way; ``identity_init`` applies after it."""
     output_attributes: tuple[str, ...] = ()
     """Item-level categorical attributes (intents or input features, e.g. ``[category]``) whose learned embeddings
     are added to every item's row of the item head: score(j) = q · (e_j + Σ_a mean A_a[labels_a(j)]) + b_j, so items
@@ -625,6 +629,10 @@ class TrainConfig(_Frozen):
     sampling_per_row: bool = False
     """Draw ``sampled_softmax`` negatives for every scored position (as RecTools' SASRec does for the recalculated
     SASRec+SS numbers) instead of one set shared by the step; costs a (positions × negatives × E) gather."""
+    ema_decay: float = 0.0
+    """Validate and keep an exponential moving average of the weights instead of the raw weights (0 = off; e.g.
+    0.999 averages over about the last 1,000 steps; ``intentrec.train.ema``). Training continues from the raw
+    weights; the best checkpoint, and so evaluation, serving and export, hold the average."""
     dist_timeout_minutes: float = 60.0
     """Multi-process runs: how long a rank waits for the others at a collective. Ranks 1..N-1 wait while rank 0
     prepares the data and validates, so this must exceed the longest of those."""
@@ -650,6 +658,8 @@ class TrainConfig(_Frozen):
         if self.sampling_per_row and self.sampled_softmax == 0:
             raise ValueError("sampling_per_row draws the negatives of a sampled softmax: set sampled_softmax > 0 "
                              "(e.g. 256) or leave sampling_per_row false")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if self.dist_timeout_minutes <= 0:
             raise ValueError("dist_timeout_minutes must be > 0")
         try:

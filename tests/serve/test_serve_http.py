@@ -76,6 +76,7 @@ def test_metadata_describes_the_model(client: TestClient, predictor: Predictor) 
     assert meta["intents"]["genre"]["multi_label"] is True
     assert "<pad>" not in meta["intents"]["genre"]["labels"] and "other" in meta["intents"]["genre"]["labels"]
     assert meta["event_fields"] == []  # MovieLens: every input attribute comes from the item tables
+    assert meta["reads_request_time"] is False  # trained without model.request_gap
     assert len(meta["example_items"]) == 5
     resp = client.post("/v1/recommend", json={"events": _events(meta["example_items"]), "k": 3})
     assert resp.status_code == 200

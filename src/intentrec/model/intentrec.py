@@ -50,11 +50,11 @@ from .layers import (
     attribute_repeat_boost,
     catalogue_linear,
     causal_mask,
-    init_weights,
     item_attribute_table,
     mask_leading_classes,
     pad_masked_classes,
     request_gap_embedding,
+    weight_initializer,
     window_mask,
 )
 
@@ -284,7 +284,7 @@ class IntentRec(nn.Module):
         self.request_gap_intent = request_gap_embedding(cfg, D) if cfg.variant in ("V2", "V3") else None
         self.request_gap_item = request_gap_embedding(cfg, D)
 
-        self.apply(init_weights)
+        self.apply(weight_initializer(cfg.init))
         if cfg.identity_init:  # the item-id block of F comes first in every encoder input (FeatureEmbedder)
             for encoder in (self.intent_encoder, self.item_encoder):
                 if encoder is not None:

@@ -409,6 +409,8 @@ class MetadataResponse(BaseModel):
     exclude_seen_default: bool = Field(description="What exclude_seen=null means for this model.")
     intents: dict[str, IntentInfo]
     event_fields: list[str] = Field(description="Event attribute fields the model reads from requests.")
+    reads_request_time: bool = Field(description="Whether the model reads when it is asked (model.request_gap): "
+                                                 "then request_time (default: now) moves the results.")
     example_items: list[str] = Field(description="A few valid item ids (the most popular).")
     limits: LimitsInfo
 
@@ -520,6 +522,7 @@ def _metadata(predictor: Predictor, settings: ServiceSettings) -> MetadataRespon
         exclude_seen_default=bool(predictor.exclude_seen_default),
         intents=intents,
         event_fields=_event_fields(predictor),
+        reads_request_time=bool(b.cfg.model.request_gap),
         example_items=[b.item_vocab.decode(int(i)) for i in top],
         limits=LimitsInfo(
             max_events=settings.max_events,

@@ -29,6 +29,7 @@ from torch import nn
 from intentrec.config import TrainConfig
 from intentrec.structs import ModelOutput, SequenceBatch
 from intentrec.train.checkpoint import (
+    CheckpointError,
     atomic_write_text,
     load_training_state,
     recover_training_state,
@@ -41,6 +42,7 @@ from intentrec.train.distributed import (
     global_batch_loss,
     wrap_model,
 )
+from intentrec.train.ema import WeightEMA
 from intentrec.train.optim import build_optimizer, get_lr
 
 __all__ = ["FitResult", "fit", "resolve_device", "seed_everything"]
@@ -142,6 +144,7 @@ def fit(
     total_steps = max(1, cfg.epochs * steps_per_epoch)
     lambda_intent = float(getattr(loss_fn, "lambda_intent", cfg.lambda_intent))
 
+    ema = WeightEMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None  # train.ema_decay: validate the average
     start_epoch, step, best, best_epoch, bad_epochs = 0, 0, -math.inf, -1, 0
     elapsed_before = 0.0  # training seconds of earlier (resumed) sessions, for train.max_minutes
     history: list[dict[str, float]] = []
@@ -161,6 +164,11 @@ def fit(
         step, best = int(scalars["step"]), float(scalars["best"])
         best_epoch, bad_epochs = int(scalars["best_epoch"]), int(scalars["bad_epochs"])
         elapsed_before = float(scalars.get("elapsed_seconds", 0.0))
+        if ema is not None:
+            if "ema" not in scalars:
+                raise CheckpointError(f"{state_dir} was saved without train.ema_decay: resume with the same setting "
+                                      "or start a new run directory")
+            ema.load_state(scalars["ema"])
         history = _read_history(run_dir / HISTORY)[:start_epoch] if dist.is_main else []
         if dist.is_main:  # drop the line of an epoch whose state was never saved (killed between the two writes)
             atomic_write_text(run_dir / HISTORY, "".join(json.dumps(record) + "\n" for record in history))
@@ -196,6 +204,8 @@ def fit(
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
+            if ema is not None:
+                ema.update(model)
             step += 1
             n_steps += 1
             n_targets += loss.n_targets
@@ -212,15 +222,16 @@ def fit(
 
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             # rank 0 validates while the others wait; everyone gets its metrics (identical decisions below)
-            metrics = broadcast_object(dist, validate_fn(model) if dist.is_main else {})
-            record.update({f"val/{k}": v for k, v in metrics.items()})
-            current = metrics[cfg.monitor]
-            if current > best:
-                best, best_epoch, bad_epochs = current, epoch + 1, 0
-                if dist.is_main:
-                    save_model_weights(model, run_dir / BEST_WEIGHTS)
-            else:
-                bad_epochs += 1
+            with ema.swapped_in(model) if ema is not None else nullcontext(model):
+                metrics = broadcast_object(dist, validate_fn(model) if dist.is_main else {})
+                record.update({f"val/{k}": v for k, v in metrics.items()})
+                current = metrics[cfg.monitor]
+                if current > best:
+                    best, best_epoch, bad_epochs = current, epoch + 1, 0
+                    if dist.is_main:
+                        save_model_weights(model, run_dir / BEST_WEIGHTS)
+                else:
+                    bad_epochs += 1
             log(
                 f"epoch {epoch + 1}: loss {record.get('loss/total', float('nan')):.4f} | val {cfg.monitor} "
                 f"{current:.4f} (best {best:.4f} @ {best_epoch}) | {train_time:.1f}s"
@@ -229,6 +240,8 @@ def fit(
         elapsed = broadcast_object(dist, elapsed_before + time.perf_counter() - t_start)  # rank 0's clock decides
         scalars = {"epoch": epoch, "step": step, "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                    "elapsed_seconds": elapsed}
+        if ema is not None:
+            scalars["ema"] = ema.state()
         if dist.is_main:
             _append_history(run_dir / HISTORY, record)
             save_training_state(state_dir, model, optimizer, scalars)
@@ -243,7 +256,8 @@ def fit(
             break
 
     if best_epoch < 0 and dist.is_main:  # no validation happened (e.g. zero epochs left on resume): keep the weights
-        save_model_weights(model, run_dir / BEST_WEIGHTS)
+        with ema.swapped_in(model) if ema is not None else nullcontext(model):
+            save_model_weights(model, run_dir / BEST_WEIGHTS)
     return FitResult(
         best_epoch=best_epoch,
         best_metric=best,

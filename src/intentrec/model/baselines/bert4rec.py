@@ -52,7 +52,7 @@ from intentrec.config import ModelConfig
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import N_MASKED_ITEMS
-from ..layers import CausalEncoder, bidirectional_mask, init_weights
+from ..layers import CausalEncoder, bidirectional_mask, weight_initializer
 from ._common import BaselineModel, ItemPositionEmbedding, ItemScoreHead
 
 __all__ = ["BERT4Rec", "cloze_mask"]
@@ -114,7 +114,7 @@ class BERT4Rec(BaselineModel):
         self.encoder = CausalEncoder(cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.ffn_mult, cfg.dropout)
         self.intent_heads = None
         self.item_output = ItemScoreHead(cfg, spec, cfg.d_model)
-        self.apply(init_weights)
+        self.apply(weight_initializer(cfg.init))
 
     @property
     def item_embedding(self) -> nn.Embedding:

@@ -18,7 +18,7 @@ running the cell over the padding too.
 
 As in PAPER §6.3 the RNNs see item ids only (no metadata, no time) and "multiple intent prediction heads" are
 added to the encoder (simple multi-task learning, no fusion). RNN weights keep PyTorch's default initialisation
-(uniform ±1/sqrt(D)); embeddings and linear layers get :func:`~intentrec.model.layers.init_weights`.
+(uniform ±1/sqrt(D)); embeddings and linear layers get the initialiser of ``model.init`` (:func:`~intentrec.model.layers.weight_initializer`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from intentrec.errors import ConfigError
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import IntentHeads
-from ..layers import init_weights
+from ..layers import weight_initializer
 from ._common import BaselineModel, ItemScoreHead, baseline_heads
 
 __all__ = ["RNNRec", "left_to_right_aligned"]
@@ -110,7 +110,7 @@ class RNNRec(BaselineModel):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.intent_heads = IntentHeads(cfg.d_model, heads) if heads else None
         self.item_output = ItemScoreHead(cfg, spec, cfg.d_model)
-        self.apply(init_weights)
+        self.apply(weight_initializer(cfg.init))
 
     def forward(self, batch: SequenceBatch) -> ModelOutput:
         """Run the model on a left-padded batch.

@@ -36,7 +36,7 @@ from intentrec.config import ModelConfig, parse_duration
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import IntentHeads
-from ..layers import CausalEncoder, FeatureEmbedder, causal_mask, init_weights
+from ..layers import CausalEncoder, FeatureEmbedder, causal_mask, weight_initializer
 from ._common import BaselineModel, ItemScoreHead, baseline_heads
 
 __all__ = ["MLP_HIDDEN", "TransAct", "random_time_window_mask"]
@@ -117,7 +117,7 @@ class TransAct(BaselineModel):
         )
         self.intent_heads = IntentHeads(D, heads) if heads else None
         self.item_output = ItemScoreHead(cfg, spec, D)
-        self.apply(init_weights)
+        self.apply(weight_initializer(cfg.init))
 
     @property
     def item_embedding(self) -> nn.Embedding:

@@ -21,7 +21,7 @@ from intentrec.config import ModelConfig
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 
 from ..intentrec import IntentHeads
-from ..layers import CausalEncoder, causal_mask, init_weights
+from ..layers import CausalEncoder, causal_mask, weight_initializer
 from ._common import BaselineModel, ItemPositionEmbedding, ItemScoreHead, baseline_heads
 
 __all__ = ["TransformerRec"]
@@ -54,7 +54,7 @@ class TransformerRec(BaselineModel):
         self.encoder = CausalEncoder(cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.ffn_mult, cfg.dropout)
         self.intent_heads = IntentHeads(cfg.d_model, heads) if heads else None
         self.item_output = ItemScoreHead(cfg, spec, cfg.d_model)
-        self.apply(init_weights)
+        self.apply(weight_initializer(cfg.init))
 
     @property
     def item_embedding(self) -> nn.Embedding:
