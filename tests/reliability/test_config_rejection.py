@@ -86,6 +86,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ("model.gap_buckets", 0),
     ("model.item_head", "softmax"),
     ("model.identity_init", "maybe"),
+    ("model.init", "kaiming"),
     ("model.heads", ["not-an-intent"]),
     ("model.output_attributes", ["genres", "genres"]),
     ("model.repeat_boost", "often"),
@@ -121,6 +122,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ("train.sampled_softmax", -5),
     ("train.sampling_alpha", -1.0),
     ("train.sampling_per_row", "maybe"),
+    ("train.ema_decay", 1.0),
     ("train.dist_timeout_minutes", 0.0),
     # eval
     ("eval.exclude_seen", "sometimes"),
