@@ -1,4 +1,4 @@
-"""Command line: ``intentrec quickstart | data | train | evaluate | recommend | explain | analyze | layout | export |
+"""Command line: ``intentrec quickstart | data | train | refit | evaluate | recommend | explain | analyze | layout | export |
 predict | serve | benchmark | tune``.
 
 Thin: every command delegates to :mod:`intentrec.workflows`, :mod:`intentrec.analysis_workflows` (analytics) or
@@ -182,6 +182,41 @@ def _launch_processes(nproc: int, config: Path, out: Path, overrides: list[str],
     if code != 0:
         err_console.print(f"[bold red]error:[/] the distributed run failed (exit code {code}); see the output above")
         raise typer.Exit(code=code)
+
+
+@app.command()
+def refit(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run of `intentrec train` (its validation chose the epochs).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory of the refit.")],
+    epochs: Annotated[int | None, typer.Option(
+        help="Epochs to train (default: the source run's best validation epoch).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a key of the source run's config, e.g. --set train.num_threads=1.")] = None,
+    resume: Annotated[bool, typer.Option(help="Resume from OUT/last if present.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Retrain a run on its training + validation events for the epochs validation chose, then score test.
+
+    The model one would deploy. Not the published leave-one-out protocol (that never trains on the validation
+    item): compare a refit with refits.
+    """
+    from intentrec import workflows
+
+    try:
+        outcome = workflows.refit(run_dir, out, epochs=epochs, overrides=set_ or [], resume=resume,
+                                  progress=progress, log=console.print)
+        if outcome.rank != 0:
+            return
+        doc = outcome.test
+        n = doc["refit"]["epochs"]
+        console.print(_results_table(doc, f"{doc['dataset']}: next-item prediction (refit, {n} epoch"
+                                          f"{'' if n == 1 else 's'})", doc["model"]))
+        intents = _intent_table(doc, doc["model"])
+        if intents is not None:
+            console.print(intents)
+        console.print(f"metrics: {out / 'metrics.json'}")
+    except IntentRecError as err:
+        _fail(err)
 
 
 @app.command()

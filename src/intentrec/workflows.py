@@ -9,7 +9,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from intentrec.config import HEURISTICS, ExperimentConfig, config_from_dict, load_config
+from intentrec.config import HEURISTICS, ExperimentConfig, apply_overrides, config_from_dict, load_config
 from intentrec.data import prepare
 from intentrec.data.pipeline import prepare_with_report
+from intentrec.data.prepared import Prepared
+from intentrec.data.split import refit_split, user_roles
 from intentrec.errors import CheckpointError, ConfigError, IntentRecError
 from intentrec.evaluate.evaluator import (
     TIE_POLICY,
@@ -52,6 +54,7 @@ __all__ = [
     "load_run",
     "predict",
     "recommend",
+    "refit",
     "train",
 ]
 
@@ -59,6 +62,7 @@ CONFIG_FILE = "config.json"
 SPEC_FILE = "data_spec.json"
 VOCAB_FILE = "vocabs.json"
 METRICS_FILE = "metrics.json"
+REFIT_FILE = "refit.json"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -225,6 +229,101 @@ def train(
         shutdown(ctx)
 
 
+@dataclass(frozen=True)
+class _Refit:
+    """A refit's source run and the number of epochs chosen on its validation targets."""
+
+    source: Path
+    epochs: int
+    source_best_validation: float | None
+    monitor: str
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "source_run": str(self.source),
+            "epochs": self.epochs,
+            "chosen_on": f"validation {self.monitor} of the source run (its best epoch)",
+            "source_best_validation": self.source_best_validation,
+            "training": "training + validation events; the validation targets are training targets here, so the "
+                        "run has no validation metrics",
+            "unchanged": "item and label vocabularies, numeric statistics and the test targets are those of the "
+                         "source run (paired comparisons stay valid)",
+        }
+
+
+def refit(
+    source_run: str | Path,
+    out: str | Path,
+    *,
+    epochs: int | None = None,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> TrainOutcome:
+    """Retrain a finished run on its training *and* validation events for the epochs validation chose; score test.
+
+    Early stopping needs held-out targets, so :func:`train` never learns from the validation period. A refit
+    trains a fresh model (same config and seed) on the training events plus the validation period
+    (:func:`intentrec.data.split.refit_split`: leave-one-out adds each user's second-last event, temporal every
+    event before the test cut-off, the user protocol the validation users), stops after the source run's best
+    validation epoch (or ``epochs``), with the learning-rate schedule of the full ``train.epochs``, and scores the
+    same test targets. This is the model one would deploy, and the comparison RecBole's leave-one-out cannot make.
+    It is **not** the published leave-one-out protocol (which never trains on the validation item): report it as a
+    variant. Untrained baselines refit their counts the same way.
+
+    Writes to ``out`` the files of :func:`train` without ``metrics_validation.json``, plus ``refit.json``;
+    ``metrics.json`` carries the same document under ``refit``.
+
+    Raises:
+        CheckpointError: ``source_run`` is not a finished run, or is itself a refit.
+        ConfigError: ``out`` is ``source_run``, ``epochs`` is outside ``[1, train.epochs]``, or an override is
+            invalid.
+    """
+    source = Path(source_run)
+    if Path(out).resolve() == source.resolve():
+        raise ConfigError(f"the refit would overwrite its source run {source}: give another --out folder")
+    plan, cfg = _refit_plan(source, overrides or [], epochs)
+    ctx = init_distributed(resolve_device(cfg.train.device), cfg.train.dist_timeout_minutes)
+    try:
+        return _train(cfg, Path(out), ctx, resume=resume, progress=progress and ctx.is_main,
+                      log=log if ctx.is_main else _quiet, evaluate_test=True, refit=plan)
+    finally:
+        shutdown(ctx)
+
+
+def _refit_plan(source: Path, overrides: list[str], epochs: int | None) -> tuple[_Refit, ExperimentConfig]:
+    """Read a source run's config and chosen epoch for :func:`refit`."""
+    if (source / REFIT_FILE).is_file():
+        raise CheckpointError(f"{source} is already a refit (it has {REFIT_FILE}): refit its source run "
+                              f"({json.loads((source / REFIT_FILE).read_text(encoding='utf-8'))['source_run']})")
+    val_path = source / "metrics_validation.json"
+    for path in (source / CONFIG_FILE, val_path):
+        if not path.is_file():
+            raise CheckpointError(f"{source} is not a finished training run: {path.name} is missing (train one "
+                                  f"with `intentrec train --config FILE --out {source}`, then refit it)")
+    raw = json.loads((source / CONFIG_FILE).read_text(encoding="utf-8"))
+    cfg = config_from_dict(apply_overrides(raw, overrides), str(source / CONFIG_FILE))
+    training = json.loads(val_path.read_text(encoding="utf-8")).get("training", {})
+    chosen = int(training.get("best_epoch", 0)) if epochs is None else int(epochs)
+    if not cfg.model.is_heuristic and not 1 <= chosen <= cfg.train.epochs:
+        what = f"--epochs {chosen}" if epochs is not None else f"the source run's best epoch ({chosen})"
+        raise ConfigError(f"{what} is outside [1, train.epochs = {cfg.train.epochs}]: a refit runs that many epochs "
+                          "of the source run's schedule")
+    best = training.get("best_validation")
+    plan = _Refit(source, chosen, float(best) if isinstance(best, int | float) else None, cfg.train.monitor)
+    return plan, cfg
+
+
+def _refit_data(cfg: ExperimentConfig, prepared: Prepared) -> EncodedSequences:
+    """The prepared data with the split of a refit (training extended over the validation period)."""
+    data = prepared.data
+    cutoffs = prepared.stats.get("cutoffs") or {}
+    roles = user_roles(data.n_users, cfg.data.split) if data.split.protocol == "user" else None
+    split = refit_split(data.split, data.offsets, data.timestamps, t_test=cutoffs.get("t_test"), roles=roles)
+    return replace(data, split=split)
+
+
 def _quiet(_message: str) -> None:
     """The log of ranks other than 0."""
 
@@ -249,15 +348,18 @@ def _loss_fn(cfg: ExperimentConfig, data: EncodedSequences, log: Callable[[str],
 
 def _train(
     cfg: ExperimentConfig, run: Path, ctx: DistributedContext, *, resume: bool, progress: bool,
-    log: Callable[[str], None], evaluate_test: bool,
+    log: Callable[[str], None], evaluate_test: bool, refit: _Refit | None = None,
 ) -> TrainOutcome:
-    """The body of :func:`train` on one rank."""
+    """The body of :func:`train` (and of :func:`refit`, given its plan) on one rank."""
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     t0 = time.perf_counter()
     if not ctx.is_main:
         barrier(ctx)  # rank 0 prepares and caches the data first; the others then load the cache entry
-    data = prepare(cfg.data, progress=progress)
+    if refit is None:
+        data = prepare(cfg.data, progress=progress)
+    else:
+        data = _refit_data(cfg, prepare_with_report(cfg.data, progress=progress))
     if ctx.is_main:
         barrier(ctx)
     prepare_seconds = time.perf_counter() - t0
@@ -275,12 +377,15 @@ def _train(
         atomic_write_text(run / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2))
         atomic_write_text(run / SPEC_FILE, json.dumps(_spec_to_json(data.spec, _label_widths(data)), indent=2))
         atomic_write_text(run / VOCAB_FILE, vocabs_to_json(data.item_vocab, data.label_vocabs))
+        if refit is not None:
+            atomic_write_text(run / REFIT_FILE, json.dumps(refit.document(), indent=2))
+            (run / "metrics_validation.json").unlink(missing_ok=True)
 
     if cfg.model.is_heuristic:
         if not ctx.is_main:  # nothing to train: rank 0 fits and scores the baseline alone
             return TrainOutcome(run, FitResult(0, float("nan"), 0, False, 0.0, stop_reason="fitted"), {}, {},
                                 prepare_seconds, ctx.rank)
-        return _fit_heuristic_run(cfg, data, run, prepare_seconds, evaluate_test, log)
+        return _fit_heuristic_run(cfg, data, run, prepare_seconds, evaluate_test, log, refit)
 
     seed_everything(cfg.train.seed)
     device = ctx.device
@@ -303,14 +408,19 @@ def _train(
     def validate(m: nn.Module) -> dict[str, float]:
         return _evaluate(cfg, m, data, data.split.val_targets, label_counts).item
 
+    if refit is not None:
+        log(f"refit of {refit.source}: {refit.epochs} of the {cfg.train.epochs} epochs of its schedule, on training + "
+            "validation events, no validation")
+
     steps = (len(windows) + cfg.train.batch_size - 1) // cfg.train.batch_size
     log(f"model {cfg.model.label}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}; "
         f"{windows.n_targets:,} training targets in {len(windows):,} windows, {steps} steps/epoch")
     if ctx.enabled:
         log(f"distributed: {ctx.world_size} processes ({ctx.backend}); global batch {cfg.train.batch_size} windows, "
             f"about {-(-cfg.train.batch_size // ctx.world_size)} per process")
-    result = fit(model, make_batches, steps, _loss_fn(cfg, data, log), validate, cfg.train, run,
-                 resume=resume, progress=progress, log=log, dist=ctx)
+    result = fit(model, make_batches, steps, _loss_fn(cfg, data, log), validate if refit is None else None,
+                 cfg.train, run, stop_after=None if refit is None else refit.epochs, resume=resume,
+                 progress=progress, log=log, dist=ctx)
     if not ctx.is_main:
         return TrainOutcome(run, result, {}, {}, prepare_seconds, ctx.rank)
 
@@ -318,19 +428,22 @@ def _train(
         plot_history(result.history, run / "training_curves.png", f"{cfg.name}: {cfg.model.label}")
     load_model_weights(model, run / BEST_WEIGHTS)
     return _write_metrics(cfg, data, run, result, lambda t: _evaluate(cfg, model, data, t, label_counts),
-                          evaluate_test, prepare_seconds)
+                          evaluate_test, prepare_seconds, refit=refit)
 
 
 def _write_metrics(
     cfg: ExperimentConfig, data: EncodedSequences, run: Path, result: FitResult,
     evaluate: Callable[[np.ndarray], MetricReport], evaluate_test: bool, prepare_seconds: float,
-    val_report: MetricReport | None = None,
+    val_report: MetricReport | None = None, refit: _Refit | None = None,
 ) -> TrainOutcome:
-    """Score validation (and test) with ``evaluate`` beside the popularity floor; write the metric files."""
+    """Score validation (and test) with ``evaluate`` beside the popularity floor; write the metric files.
+
+    A refit has no validation targets: only the test document is written, with the refit described under ``refit``.
+    """
     training = {
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
         "train_seconds": round(result.train_seconds, 2), "monitor": cfg.train.monitor,
-        "best_validation": result.best_metric, "stop_reason": result.stop_reason,
+        "best_validation": None if refit is not None else result.best_metric, "stop_reason": result.stop_reason,
     }
 
     def document(split: str, targets: np.ndarray, report: MetricReport) -> dict[str, Any]:
@@ -338,8 +451,16 @@ def _write_metrics(
                                   intent_topk=cfg.eval.intent_topk)
         doc = _metrics_document(cfg, data, split, report, pop)
         doc["training"] = training
+        if refit is not None:
+            doc["refit"] = refit.document()
         return doc
 
+    if refit is not None:
+        test_report = evaluate(data.split.test_targets)
+        test_doc = document("test", data.split.test_targets, test_report)
+        atomic_write_text(run / METRICS_FILE, json.dumps(test_doc, indent=2))
+        _save_per_target(run / "per_target_test.npz", test_report, data, data.split.test_targets)
+        return TrainOutcome(run, result, test_doc, {}, prepare_seconds)
     val_doc = document("validation", data.split.val_targets, val_report or evaluate(data.split.val_targets))
     atomic_write_text(run / "metrics_validation.json", json.dumps(val_doc, indent=2))
     if not evaluate_test:
@@ -353,7 +474,7 @@ def _write_metrics(
 
 def _fit_heuristic_run(
     cfg: ExperimentConfig, data: EncodedSequences, run: Path, prepare_seconds: float, evaluate_test: bool,
-    log: Callable[[str], None],
+    log: Callable[[str], None], refit: _Refit | None = None,
 ) -> TrainOutcome:
     """The untrained baselines: fit on training events, then write the same files as a trained run (no weights)."""
     t0 = time.perf_counter()
@@ -366,10 +487,11 @@ def _fit_heuristic_run(
         return evaluate_heuristic(scorer, data, targets, exclude_seen=_exclude_seen(cfg, data.spec), ks=cfg.eval.ks,
                                   intent_topk=cfg.eval.intent_topk, label_counts=label_counts)
 
-    val_report = evaluate(data.split.val_targets)
-    result = FitResult(best_epoch=0, best_metric=val_report.item.get(cfg.train.monitor, float("nan")), epochs_run=0,
-                       stopped_early=False, train_seconds=fit_seconds, history=[], stop_reason="fitted")
-    return _write_metrics(cfg, data, run, result, evaluate, evaluate_test, prepare_seconds, val_report)
+    val_report = evaluate(data.split.val_targets) if refit is None else None
+    best = val_report.item.get(cfg.train.monitor, float("nan")) if val_report is not None else float("nan")
+    result = FitResult(best_epoch=0, best_metric=best, epochs_run=0, stopped_early=False, train_seconds=fit_seconds,
+                       history=[], stop_reason="fitted")
+    return _write_metrics(cfg, data, run, result, evaluate, evaluate_test, prepare_seconds, val_report, refit)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -416,7 +538,7 @@ def load_run(run_dir: str | Path, *, progress: bool = False) -> RunArtifacts:
         raise CheckpointError(f"{run / CONFIG_FILE} is unreadable: {err}") from None
     saved_spec, _ = _read_spec_file(run / SPEC_FILE)
     prepared = prepare_with_report(cfg.data, progress=progress)
-    data = prepared.data
+    data = prepared.data if not (run / REFIT_FILE).is_file() else _refit_data(cfg, prepared)
     if data.spec != saved_spec:
         raise CheckpointError(
             f"the data prepared from {run / CONFIG_FILE} no longer matches the trained model "
@@ -432,6 +554,9 @@ def evaluate_split(art: RunArtifacts, split: str = "test") -> MetricReport:
     """Evaluate a loaded run on ``split`` (``test`` or ``validation``); per-target values in target order."""
     if split not in {"test", "validation"}:
         raise ConfigError(f"unknown split {split!r}: use 'test' or 'validation'")
+    if split == "validation" and art.run_dir is not None and (art.run_dir / REFIT_FILE).is_file():
+        raise ConfigError(f"{art.run_dir} is a refit: it was trained on its validation targets, so it has no "
+                          "validation score (evaluate its source run on validation instead)")
     targets = art.data.split.test_targets if split == "test" else art.data.split.val_targets
     return _evaluate(art.cfg, art.model, art.data, targets, intent_label_counts(art.data))
 

@@ -31,6 +31,7 @@ __all__ = [
     "event_positions",
     "finalize_split",
     "plan_split",
+    "refit_split",
     "training_mask",
     "user_roles",
 ]
@@ -332,3 +333,60 @@ def check_split(split: Split, offsets: np.ndarray, timestamps: np.ndarray, cutof
             problems.append("user sets overlap")
     if problems:
         raise DataError("internal split check failed: " + "; ".join(problems) + " (please report this bug)")
+
+
+def refit_split(split: Split, offsets: np.ndarray, timestamps: np.ndarray, *, t_test: float | None = None,
+                roles: np.ndarray | None = None) -> Split:
+    """The split of a refit: training extended over the validation period, the test targets unchanged.
+
+    After early stopping has chosen the number of epochs on the validation targets, a refit trains a new model on
+    the training *and* validation events and is scored on the same test targets (what a deployed model would be
+    trained on; RecBole's leave-one-out cannot do it). Per protocol:
+
+    * ``leave-one-out``: each user's validation event (position n - 2) becomes the last training event;
+    * ``temporal``: every event before the test cut-off ``t_test`` is a training event;
+    * ``user``: validation users' whole sequences become training sequences (``roles`` from
+      :func:`user_roles`).
+
+    The validation targets are empty afterwards (they are training targets now). Vocabularies and statistics are
+    not refitted: the caller keeps those of the original split, so the two models rank the same catalogue and
+    their test targets pair one to one.
+
+    Raises:
+        ConfigError: ``t_test`` missing for a temporal split, or ``roles`` missing for a user split.
+        DataError: the extended prefix would reach a test target (a bug; please report it).
+    """
+    lengths = np.diff(offsets).astype(np.int64)  # (U,)
+    train_len = split.train_len.astype(np.int64).copy()  # (U,)
+    if split.protocol == "leave-one-out":
+        # every evaluated user (n >= 3), a cold validation item included: the event is theirs to train on
+        train_len = np.where(lengths >= 3, lengths - 1, train_len).astype(np.int64)  # (U,)
+    elif split.protocol == "temporal":
+        if t_test is None:
+            raise ConfigError("refitting a temporal split needs its test cut-off t_test")
+        user, _ = event_positions(offsets)
+        before = timestamps < t_test  # (N,)
+        train_len = np.bincount(user, weights=before, minlength=len(lengths)).astype(np.int64)  # (U,)
+    else:
+        if roles is None:
+            raise ConfigError("refitting a user split needs the users' roles (intentrec.data.split.user_roles)")
+        train_len = np.where(roles == 1, lengths, train_len).astype(np.int64)  # (U,)
+    tu, tp = split.test_targets[:, 0], split.test_targets[:, 1]
+    if len(tu) and (tp < train_len[tu]).any():
+        raise DataError("internal refit check failed: a test target falls inside the extended training prefix "
+                        "(please report this bug)")
+    added = int(train_len.sum() - split.train_len.sum())
+    n_train_users = int((train_len > 0).sum())
+    description = (
+        f"{split.description}; refit: training extended over the validation period ({added} events more, "
+        f"{int(train_len.sum())} training events from {n_train_users} users), no validation targets left"
+    )
+    return Split(
+        train_len=train_len,
+        val_targets=np.zeros((0, 2), dtype=np.int64),
+        test_targets=split.test_targets,
+        protocol=split.protocol,
+        description=description,
+        excluded=dict(split.excluded),
+        cold_targets=dict(split.cold_targets),
+    )

@@ -43,8 +43,11 @@ def plot_history(history: Sequence[dict[str, float]], path: Path, title: str = "
         if any(key in h for h in history):
             xs = [e for e, h in zip(epochs, history, strict=True) if key in h]
             ax_val.plot(xs, [h[key] for h in history if key in h], marker="o", ms=3, label=key[4:])
-    ax_val.set(xlabel="epoch", ylabel="validation", title="validation (full-catalogue ranking)")
-    ax_val.legend(fontsize=8)
+    if ax_val.lines:
+        ax_val.set(xlabel="epoch", ylabel="validation", title="validation (full-catalogue ranking)")
+        ax_val.legend(fontsize=8)
+    else:  # a refit trains on its validation targets
+        ax_val.set(xlabel="epoch", title="no validation (a refit: trained on the validation targets)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

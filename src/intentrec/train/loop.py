@@ -69,7 +69,8 @@ class FitResult:
     train_seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
     stop_reason: str = "max_epochs"
-    """``max_epochs``, ``early_stop`` (patience on validation) or ``time_budget`` (``train.max_minutes``)."""
+    """``max_epochs``, ``early_stop`` (patience on validation), ``time_budget`` (``train.max_minutes``) or
+    ``fixed_epochs`` (a refit stopped at the epoch chosen on validation)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -102,10 +103,11 @@ def fit(
     make_train_batches: Callable[[int], Iterable[SequenceBatch]],
     steps_per_epoch: int,
     loss_fn: LossFn,
-    validate_fn: Callable[[nn.Module], dict[str, float]],
+    validate_fn: Callable[[nn.Module], dict[str, float]] | None,
     cfg: TrainConfig,
     run_dir: Path,
     *,
+    stop_after: int | None = None,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -120,9 +122,12 @@ def fit(
         steps_per_epoch: batches per epoch (for the schedule and the progress bar).
         loss_fn: returns an object with ``.total`` (scalar tensor) and ``.parts`` (dict of scalar tensors); when
             distributed, an ``IntentRecLoss`` (its parts are renormalised over the global batch).
-        validate_fn: ``model -> metrics`` on the *validation* targets (never test); called on rank 0 only.
+        validate_fn: ``model -> metrics`` on the *validation* targets (never test); called on rank 0 only. None
+            = no validation (a refit): no early stopping, and the weights after the last epoch are kept.
         cfg: training hyperparameters.
         run_dir: where ``model.safetensors`` (best), ``last/`` (resume state) and ``history.jsonl`` go.
+        stop_after: stop after this many epochs of the ``cfg.epochs`` schedule (the learning rate follows the
+            schedule of the full ``cfg.epochs``; a refit stops at the epoch that validation chose).
         resume: continue from ``run_dir/last`` when it exists (written by a run of any world size).
         progress: show a progress bar with live loss and throughput (rank 0 only).
         log: where one-line epoch summaries go (rank 0 only).
@@ -183,12 +188,13 @@ def fit(
     stopped_early = False
     stop_reason = "max_epochs"
     epoch = start_epoch - 1
-    for epoch in range(start_epoch, cfg.epochs):
+    last_epoch = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
+    for epoch in range(start_epoch, last_epoch):
         torch.manual_seed(_epoch_seed(cfg.seed, epoch, dist.rank))  # per-epoch dropout stream: resume replays it
         train_model.train()
         sums: dict[str, float] = {}
         n_steps, n_targets, t_epoch = 0, 0, time.perf_counter()
-        bar = _ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress)
+        bar = _ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{last_epoch}", progress)
         for batch in make_train_batches(epoch):
             if n_steps >= steps_per_epoch:
                 break
@@ -220,7 +226,10 @@ def fit(
         record.update({f"loss/{k}": v / max(n_steps, 1) for k, v in sums.items()})
         record["targets_per_second"] = round(n_targets / max(train_time, 1e-9), 1)
 
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+        if validate_fn is None:
+            log(f"epoch {epoch + 1}: loss {record.get('loss/total', float('nan')):.4f} | no validation | "
+                f"{train_time:.1f}s")
+        elif (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == last_epoch:
             # rank 0 validates while the others wait; everyone gets its metrics (identical decisions below)
             with ema.swapped_in(model) if ema is not None else nullcontext(model):
                 metrics = broadcast_object(dist, validate_fn(model) if dist.is_main else {})
@@ -249,18 +258,22 @@ def fit(
             stopped_early, stop_reason = True, "early_stop"
             log(f"early stop: no {cfg.monitor} improvement on validation for {cfg.patience} evaluations")
             break
-        if cfg.max_minutes is not None and elapsed >= 60.0 * cfg.max_minutes and epoch + 1 < cfg.epochs:
+        if cfg.max_minutes is not None and elapsed >= 60.0 * cfg.max_minutes and epoch + 1 < last_epoch:
             stop_reason = "time_budget"
             log(f"time budget of {cfg.max_minutes:g} min used after epoch {epoch + 1}: stopping "
                 f"(best {cfg.monitor} {best:.4f} at epoch {best_epoch})")
             break
 
-    if best_epoch < 0 and dist.is_main:  # no validation happened (e.g. zero epochs left on resume): keep the weights
+    if validate_fn is None:  # a refit keeps the weights of its last epoch
+        best_epoch = epoch + 1
+        if stop_reason == "max_epochs" and stop_after is not None:
+            stop_reason = "fixed_epochs"
+    if (best_epoch < 0 or validate_fn is None) and dist.is_main:  # no validation (a refit, or no epochs left)
         with ema.swapped_in(model) if ema is not None else nullcontext(model):
             save_model_weights(model, run_dir / BEST_WEIGHTS)
     return FitResult(
         best_epoch=best_epoch,
-        best_metric=best,
+        best_metric=best if validate_fn is not None else math.nan,
         epochs_run=epoch + 1,
         stopped_early=stopped_early,
         train_seconds=time.perf_counter() - t_start,
