@@ -57,7 +57,7 @@ def test_command_examples_run_in_order(workdir: Path) -> None:
     for command in commands:
         args = shlex.split(command)
         assert args[0] == "intentrec", command
-        result = _run([*args[1:], *(["--no-progress"] if args[1] in {"train", "benchmark"} else [])], workdir)
+        result = _run([*args[1:], *(["--no-progress"] if args[1] in {"train", "refit", "benchmark"} else [])], workdir)
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
 
 

@@ -237,6 +237,7 @@ class _Refit:
     epochs: int
     source_best_validation: float | None
     monitor: str
+    overrides: tuple[str, ...] = ()
 
     def document(self) -> dict[str, Any]:
         return {
@@ -244,6 +245,7 @@ class _Refit:
             "epochs": self.epochs,
             "chosen_on": f"validation {self.monitor} of the source run (its best epoch)",
             "source_best_validation": self.source_best_validation,
+            "overrides": list(self.overrides),
             "training": "training + validation events; the validation targets are training targets here, so the "
                         "run has no validation metrics",
             "unchanged": "item and label vocabularies, numeric statistics and the test targets are those of the "
@@ -311,7 +313,8 @@ def _refit_plan(source: Path, overrides: list[str], epochs: int | None) -> tuple
         raise ConfigError(f"{what} is outside [1, train.epochs = {cfg.train.epochs}]: a refit runs that many epochs "
                           "of the source run's schedule")
     best = training.get("best_validation")
-    plan = _Refit(source, chosen, float(best) if isinstance(best, int | float) else None, cfg.train.monitor)
+    plan = _Refit(source, chosen, float(best) if isinstance(best, int | float) else None, cfg.train.monitor,
+                  tuple(overrides))
     return plan, cfg
 
 

@@ -45,6 +45,7 @@ def test_refit_trains_the_chosen_epochs_on_the_validation_events_too(source: Pat
     chosen = json.loads((source / "metrics_validation.json").read_text())["training"]["best_epoch"]
     doc = json.loads((refitted / "metrics.json").read_text())
     assert doc["refit"]["epochs"] == chosen and doc["refit"]["source_run"] == str(source)
+    assert doc["refit"]["overrides"] == []
     assert doc["training"]["stop_reason"] == "fixed_epochs" and doc["training"]["best_validation"] is None
     assert json.loads((refitted / "refit.json").read_text()) == doc["refit"]
     assert not (refitted / "metrics_validation.json").exists()
@@ -108,10 +109,10 @@ def test_refit_of_an_untrained_baseline_refits_its_counts(tmp_path: Path) -> Non
 
 def test_cli_refit(source: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["refit", str(source), "--out", str(tmp_path / "cli"), "--epochs", "1",
-                                      "--no-progress"])
+                                      "--set", "train.num_threads=1", "--no-progress"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # rich wraps long lines
     assert "refit of" in text and "1 of the 3 epochs" in text and "(refit, 1 epoch)" in text
-    assert (tmp_path / "cli" / "metrics.json").is_file()
+    assert json.loads((tmp_path / "cli" / "refit.json").read_text())["overrides"] == ["train.num_threads=1"]
     bad = CliRunner().invoke(app, ["refit", str(tmp_path / "nothing"), "--out", str(tmp_path / "c2"), "--no-progress"])
     assert bad.exit_code == 2 and "not a finished training run" in " ".join(bad.output.split())
