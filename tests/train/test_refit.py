@@ -116,3 +116,19 @@ def test_cli_refit(source: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "cli" / "refit.json").read_text())["overrides"] == ["train.num_threads=1"]
     bad = CliRunner().invoke(app, ["refit", str(tmp_path / "nothing"), "--out", str(tmp_path / "c2"), "--no-progress"])
     assert bad.exit_code == 2 and "not a finished training run" in " ".join(bad.output.split())
+
+
+def test_temporal_refit_trains_up_to_the_test_cutoff(tmp_path: Path) -> None:
+    cfg = load_config(REPO / "configs" / "tiny.yaml", [
+        "data.split.protocol=temporal", "data.split.targets=all", "train.epochs=1", "train.max_steps_per_epoch=2",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ])
+    workflows.train(cfg, tmp_path / "src", **QUIET)
+    workflows.refit(tmp_path / "src", tmp_path / "ref", **QUIET)
+    src, ref = workflows.load_run(tmp_path / "src"), workflows.load_run(tmp_path / "ref")
+    t_test = ref.stats["cutoffs"]["t_test"]
+    for u in range(ref.data.n_users):
+        ts = ref.data.timestamps[ref.data.offsets[u]:ref.data.offsets[u + 1]]
+        assert ref.data.split.train_len[u] == int((ts < t_test).sum())
+    assert ref.data.split.train_len.sum() > src.data.split.train_len.sum()
+    assert np.array_equal(ref.data.split.test_targets, src.data.split.test_targets)
