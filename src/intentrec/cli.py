@@ -1,5 +1,5 @@
-"""Command line: ``intentrec quickstart | data | train | refit | evaluate | recommend | explain | analyze | layout | export |
-predict | serve | benchmark | tune``.
+"""Command line: ``intentrec quickstart | data | train | refit | evaluate | recommend | explain | analyze | layout |
+export | predict | serve | benchmark | tune``.
 
 Thin: every command delegates to :mod:`intentrec.workflows`, :mod:`intentrec.analysis_workflows` (analytics) or
 :mod:`intentrec.data` (statistics).

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from intentrec import workflows
@@ -80,6 +82,12 @@ def test_stopping_early_keeps_the_full_schedule(source: Path) -> None:
     assert len(h2) == 2 and len(h3) == 3
     for a, b in zip(h2, h3[:2], strict=True):
         assert a["loss/total"] == pytest.approx(b["loss/total"], rel=1e-6)
+    # a refit resumes like a training run: 2 epochs, then --resume to 3, gives the 3-epoch refit's weights
+    workflows.refit(source, two, epochs=3, resume=True, **QUIET)
+    assert len(_history(two)) == 3
+    resumed, direct = load_file(two / "model.safetensors"), load_file(three / "model.safetensors")
+    assert resumed.keys() == direct.keys()
+    assert all(torch.allclose(resumed[k], direct[k], atol=1e-6) for k in direct)
 
 
 def test_refit_refuses_bad_sources_and_epochs(source: Path, refitted: Path, tmp_path: Path) -> None:
