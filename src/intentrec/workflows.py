@@ -304,9 +304,12 @@ def _refit_plan(source: Path, overrides: list[str], epochs: int | None) -> tuple
         if not path.is_file():
             raise CheckpointError(f"{source} is not a finished training run: {path.name} is missing (train one "
                                   f"with `intentrec train --config FILE --out {source}`, then refit it)")
-    raw = json.loads((source / CONFIG_FILE).read_text(encoding="utf-8"))
+    try:
+        raw = json.loads((source / CONFIG_FILE).read_text(encoding="utf-8"))
+        training = json.loads(val_path.read_text(encoding="utf-8")).get("training", {})
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{source} has an unreadable {CONFIG_FILE} or {val_path.name}: {err}") from None
     cfg = config_from_dict(apply_overrides(raw, overrides), str(source / CONFIG_FILE))
-    training = json.loads(val_path.read_text(encoding="utf-8")).get("training", {})
     chosen = int(training.get("best_epoch", 0)) if epochs is None else int(epochs)
     if not cfg.model.is_heuristic and not 1 <= chosen <= cfg.train.epochs:
         what = f"--epochs {chosen}" if epochs is not None else f"the source run's best epoch ({chosen})"
@@ -426,6 +429,9 @@ def _train(
                  progress=progress, log=log, dist=ctx)
     if not ctx.is_main:
         return TrainOutcome(run, result, {}, {}, prepare_seconds, ctx.rank)
+    if refit is not None and result.epochs_run < refit.epochs:
+        log(f"warning: the refit stopped after {result.epochs_run} of its {refit.epochs} epochs "
+            f"({result.stop_reason}); continue it with --resume and a larger --set train.max_minutes=...")
 
     if matplotlib_available() and result.history:
         plot_history(result.history, run / "training_curves.png", f"{cfg.name}: {cfg.model.label}")

@@ -95,6 +95,12 @@ def test_refit_refuses_bad_sources_and_epochs(source: Path, refitted: Path, tmp_
         workflows.refit(refitted, tmp_path / "x", **QUIET)
     with pytest.raises(CheckpointError, match="not a finished training run"):
         workflows.refit(tmp_path / "missing", tmp_path / "y", **QUIET)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json", encoding="utf-8")
+    (broken / "metrics_validation.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        workflows.refit(broken, tmp_path / "w", **QUIET)
     with pytest.raises(ConfigError, match="overwrite its source"):
         workflows.refit(source, source, **QUIET)
     for bad in (0, 4):
@@ -140,3 +146,11 @@ def test_temporal_refit_trains_up_to_the_test_cutoff(tmp_path: Path) -> None:
         assert ref.data.split.train_len[u] == int((ts < t_test).sum())
     assert ref.data.split.train_len.sum() > src.data.split.train_len.sum()
     assert np.array_equal(ref.data.split.test_targets, src.data.split.test_targets)
+
+
+def test_a_refit_cut_short_by_the_time_budget_says_so(source: Path, tmp_path: Path) -> None:
+    messages: list[str] = []
+    outcome = workflows.refit(source, tmp_path / "short", epochs=3, overrides=["train.max_minutes=0.00001"],
+                              progress=False, log=messages.append)
+    assert outcome.fit.epochs_run == 1 and outcome.test["training"]["stop_reason"] == "time_budget"
+    assert any("stopped after 1 of its 3 epochs" in m and "--resume" in m for m in messages)
