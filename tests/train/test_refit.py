@@ -154,3 +154,4 @@ def test_a_refit_cut_short_by_the_time_budget_says_so(source: Path, tmp_path: Pa
                               progress=False, log=messages.append)
     assert outcome.fit.epochs_run == 1 and outcome.test["training"]["stop_reason"] == "time_budget"
     assert any("stopped after 1 of its 3 epochs" in m and "--resume" in m for m in messages)
+    assert any("time budget" in m and "(no validation)" in m for m in messages)

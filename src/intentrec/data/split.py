@@ -357,10 +357,9 @@ def refit_split(split: Split, offsets: np.ndarray, timestamps: np.ndarray, *, t_
         DataError: the extended prefix would reach a test target (a bug; please report it).
     """
     lengths = np.diff(offsets).astype(np.int64)  # (U,)
-    train_len = split.train_len.astype(np.int64).copy()  # (U,)
     if split.protocol == "leave-one-out":
         # every evaluated user (n >= 3), a cold validation item included: the event is theirs to train on
-        train_len = np.where(lengths >= 3, lengths - 1, train_len).astype(np.int64)  # (U,)
+        train_len = np.where(lengths >= 3, lengths - 1, split.train_len).astype(np.int64)  # (U,)
     elif split.protocol == "temporal":
         if t_test is None:
             raise ConfigError("refitting a temporal split needs its test cut-off t_test")
@@ -370,7 +369,7 @@ def refit_split(split: Split, offsets: np.ndarray, timestamps: np.ndarray, *, t_
     else:
         if roles is None:
             raise ConfigError("refitting a user split needs the users' roles (intentrec.data.split.user_roles)")
-        train_len = np.where(roles == 1, lengths, train_len).astype(np.int64)  # (U,)
+        train_len = np.where(roles == 1, lengths, split.train_len).astype(np.int64)  # (U,)
     tu, tp = split.test_targets[:, 0], split.test_targets[:, 1]
     if len(tu) and (tp < train_len[tu]).any():
         raise DataError("internal refit check failed: a test target falls inside the extended training prefix "

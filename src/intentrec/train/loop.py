@@ -260,8 +260,8 @@ def fit(
             break
         if cfg.max_minutes is not None and elapsed >= 60.0 * cfg.max_minutes and epoch + 1 < last_epoch:
             stop_reason = "time_budget"
-            log(f"time budget of {cfg.max_minutes:g} min used after epoch {epoch + 1}: stopping "
-                f"(best {cfg.monitor} {best:.4f} at epoch {best_epoch})")
+            kept = f"best {cfg.monitor} {best:.4f} at epoch {best_epoch}" if validate_fn else "no validation"
+            log(f"time budget of {cfg.max_minutes:g} min used after epoch {epoch + 1}: stopping ({kept})")
             break
 
     if validate_fn is None:  # a refit keeps the weights of its last epoch
