@@ -536,6 +536,11 @@ def benchmark(
         list[str] | None, typer.Option("--set", help="Override for every run, e.g. --set train.max_minutes=5.")
     ] = None,
     report_only: Annotated[bool, typer.Option(help="Only rebuild report.md and plots from results.json.")] = False,
+    refit: Annotated[
+        bool | None,
+        typer.Option("--refit/--no-refit", help="Also refit every run on training + validation events (reported apart, "
+                     "as a variant protocol), or refit none; default: as the suite file says (refit:)."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show training progress bars.")] = True,
 ) -> None:
     """Run a benchmark suite (models x datasets x seeds): results.json, report.md with PAPER Tables 1-3, plots."""
@@ -549,12 +554,14 @@ def benchmark(
                 raise IntentRecError(f"{results} not found: run the suite first (without --report-only)")
             doc = json.loads(results.read_text(encoding="utf-8"))
         else:
-            doc = run_suite(suite, out, only=only, overrides=set_ or [], progress=progress, log=console.print)
+            doc = run_suite(suite, out, only=only, overrides=set_ or [], refit=refit, progress=progress,
+                            log=console.print)
         report = write_report(doc, out)
     except IntentRecError as err:
         _fail(err)
         return
     failed = [k for k, r in doc["runs"].items() if r.get("status") == "failed"]
+    failed += [f"{k} (refit)" for k, r in doc["runs"].items() if (r.get("refit") or {}).get("status") == "failed"]
     console.print(f"report: {report}; results: {out / RESULTS_FILE}")
     if failed:
         err_console.print(f"[bold red]{len(failed)} run(s) failed:[/] {', '.join(failed)} (errors in the report)")

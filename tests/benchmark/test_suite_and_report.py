@@ -219,3 +219,88 @@ def test_invocations_sharing_an_output_folder_split_the_runs_and_keep_each_other
     doc = run_suite(path, out, progress=False, log=logs.append)
     assert doc["runs"]["ml/GRU/seed0"]["status"] == "done" and doc["runs"]["ml/Other/seed0"] == foreign
     assert sum("reused" in line for line in logs) == 1  # Popularity
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # a constant paired difference, on purpose
+def test_report_gives_refits_apart_with_their_own_paired_test(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 0.2, size=300)
+    runs = {}
+    for seed in (0, 1):
+        for model, published, refitted, val in (("SASRec", base, base + 0.02, 0.2), ("IntentRec", base, base + 0.03, 0.1)):
+            key = f"ds/{model}/seed{seed}"
+            run = _fake_run(tmp_path, key, model, seed, [1], published, val, {})
+            refit_dir = tmp_path / "refits" / run_slug(model) / f"seed{seed}"
+            refit_dir.mkdir(parents=True)
+            np.savez(refit_dir / "per_target_test.npz", user_id=np.asarray([str(i) for i in range(base.size)]),
+                     position=np.arange(base.size), **{"ndcg@10": refitted, "hr@10": refitted, "mrr": refitted})
+            run["refit"] = {"status": "done", "config_hash": "h", "epochs": 3 + seed, "epochs_run": 3 + seed,
+                            "per_target": (refit_dir / "per_target_test.npz").relative_to(tmp_path).as_posix(),
+                            "test": {"item": {"ndcg@10": float(refitted.mean())}, "intents": {}, "n_targets": 300},
+                            "wall_seconds": 120.0}
+            runs[key] = run
+    runs["ds/SASRec/seed1"]["refit"] = {"status": "failed", "error": "boom"}  # one refit failed: one seed left
+    doc = {"suite": {"name": "t", "description": "", "metric": "ndcg@10", "intentrec": "IntentRec",
+                     "reference": {"table1": "SASRec", "table2": "V1", "table3": "V0"},
+                     "datasets": [{"name": "ds"}], "models": [{"name": "SASRec"}, {"name": "IntentRec"}]},
+           "runs": runs, "datasets": {"ds": {"description": "toy"}},
+           "machine": {"processor": "x", "cpu_count": 2, "python": "3", "torch": "2"}}
+    text = report_mod.write_report(doc, tmp_path).read_text(encoding="utf-8")
+    assert "### Refit on training + validation events (a variant protocol)" in text
+    b = base.mean()
+    # IntentRec: published b, refit b + 0.03 on both seeds (+x% of b); SASRec: one refit left (seed 0)
+    assert f"| IntentRec | {b:.4f} ± 0.0000 | {b + 0.03:.4f} ± 0.0000 ({100 * 0.03 / b:+.2f}%) | 3, 4 |" in text
+    assert f"| SASRec | {b:.4f} ± 0.0000 | {b + 0.02:.4f} ({100 * 0.02 / b:+.2f}%) | 3, boom |" not in text
+    assert f"| SASRec | {b:.4f} ± 0.0000 | {b + 0.02:.4f} ({100 * 0.02 / b:+.2f}%) | 3, - |" in text
+    # the refits are paired on seed 0 (the seeds both have): a constant +0.01, which beats
+    assert "IntentRec beats SASRec" in text and f"{b + 0.03:.4f} vs {b + 0.02:.4f}" in text
+    assert "| ds (refit) | SASRec |" in text  # its own summary row, after the published one
+    assert text.index("| ds | SASRec |") < text.index("| ds (refit) | SASRec |")
+    assert "refit wall minutes" in text and "| IntentRec | 2 | 2.0 | 3, 3 | early_stop, early_stop | 4.0 |" in text
+    assert (tmp_path / "plots" / "ds_ndcg10.png").stat().st_size > 1000
+
+
+def test_run_suite_refits_each_run_reuses_the_refit_and_redoes_it_when_the_run_changes(tmp_path: Path) -> None:
+    models = [{"name": "Popularity", "set": {"model.architecture": "popularity"}},
+              {"name": "IntentRec", "set": {"model.variant": "V3"}, "tables": [1, 2, 3]}]
+    path = _suite_file(tmp_path, seeds=[0], refit=True, models=models)
+    out = tmp_path / "out"
+    logs: list[str] = []
+    doc = run_suite(path, out, progress=False, log=logs.append)
+    for key in ("ml/Popularity/seed0", "ml/IntentRec/seed0"):
+        refit = doc["runs"][key]["refit"]
+        assert refit["status"] == "done", refit
+        refit_dir = out / refit["run_dir"]
+        assert refit_dir.parent.parent.parent.name == "refits" and (refit_dir / "refit.json").is_file()
+        assert refit["test"]["n_targets"] == doc["runs"][key]["test"]["n_targets"]
+    assert doc["runs"]["ml/IntentRec/seed0"]["refit"]["epochs"] == doc["runs"]["ml/IntentRec/seed0"]["best_epoch"] == 1
+    text = (out / "report.md").read_text()
+    assert "### Refit on training + validation events" in text and "| ml (refit) |" in text
+
+    logs.clear()
+    run_suite(path, out, progress=False, log=logs.append)
+    assert sum("refit: done earlier" in line for line in logs) == 2
+
+    # --no-refit: nothing refitted, the refits on record stay
+    logs.clear()
+    doc = run_suite(path, out, refit=False, progress=False, log=logs.append)
+    assert not any("refit" in line for line in logs) and doc["runs"]["ml/IntentRec/seed0"]["refit"]["status"] == "done"
+
+    # the run's config changed: the run is retrained and its old refit folder replaced by a new refit
+    models[1]["set"] = {"model.variant": "V3", "model.dropout": 0.2}
+    path = _suite_file(tmp_path, seeds=[0], refit=True, models=models)
+    logs.clear()
+    doc = run_suite(path, out, progress=False, log=logs.append)
+    refit = doc["runs"]["ml/IntentRec/seed0"]["refit"]
+    assert refit["status"] == "done" and refit["config_hash"] == doc["runs"]["ml/IntentRec/seed0"]["config_hash"]
+    assert json.loads((out / refit["run_dir"] / "config.json").read_text())["model"]["dropout"] == 0.2
+    assert sum("refit: done earlier" in line for line in logs) == 1  # Popularity's
+
+
+def test_dataset_refit_overrides_the_suite(tmp_path: Path) -> None:
+    path = _suite_file(tmp_path, refit=True, datasets=[{"name": "ml", "config": str(REPO / "configs" / "tiny.yaml"),
+                                                        "refit": False}])
+    assert not any(r.refit for r in expand_runs(load_suite(path), path.parent))
+    assert all(r.refit for r in expand_runs(load_suite(path), path.parent, refit=True))
+    path = _suite_file(tmp_path, datasets=[{"name": "ml", "config": str(REPO / "configs" / "tiny.yaml")}])
+    assert not any(r.refit for r in expand_runs(load_suite(path), path.parent))

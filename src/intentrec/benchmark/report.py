@@ -6,7 +6,8 @@ rebuilt at any time (``intentrec benchmark --report-only``). Rules, stated in th
 * every number is on the test split, full-catalogue ranking (the protocol line of each dataset says which);
 * the *best baseline* is chosen on **validation** (mean over seeds of the suite metric), never on test;
 * significance: paired over the same test targets, per-target values averaged over the seeds both models ran;
-  two-sided paired t-test and a 95% percentile bootstrap CI of the mean difference (2,000 resamples).
+  two-sided paired t-test and a 95% percentile bootstrap CI of the mean difference (2,000 resamples);
+* refits (``refit: true``) are a variant protocol: a section of their own per dataset, never in Tables 1-3.
 """
 
 from __future__ import annotations
@@ -126,6 +127,64 @@ def _fmt_p(p: float) -> str:
     return f"{p:.2e}" if p < 1e-3 else f"{p:.4f}"
 
 
+def _refitted(model: _Model) -> _Model | None:
+    """The refits of a model's runs (test block and per-target file of the refit), or None when it has none."""
+    runs = [{**r, "test": r["refit"]["test"], "per_target": r["refit"]["per_target"],
+             "wall_seconds": r["refit"].get("wall_seconds", 0.0), "epochs_run": r["refit"].get("epochs_run", 0)}
+            for r in model.runs if (r.get("refit") or {}).get("status") == "done"]
+    return _Model(model.name, runs) if runs else None
+
+
+def _verdict(s: dict[str, Any]) -> str:
+    return ("beats" if s["diff"] > 0 and s["p"] < ALPHA else
+            "is below" if s["diff"] < 0 and s["p"] < ALPHA else "is not significantly different from")
+
+
+def _refit_section(
+    root: Path, name: str, models: list[_Model], suite: dict[str, Any], best: _Model | None, summary: list[str]
+) -> list[str]:
+    """The refits of a dataset (``refit: true``): each model on both protocols, and the paired test of the refits
+    of IntentRec and of the best baseline (still chosen on the source runs' validation)."""
+    metric = suite["metric"]
+    refits = {m.name: r for m in models if (r := _refitted(m)) is not None}
+    if not refits:
+        return []
+    lines = ["### Refit on training + validation events (a variant protocol)", "",
+             "Each run retrained with its config and seed on the training events **plus the validation period**, for "
+             "the epochs its validation chose, and scored on the same test targets (`intentrec refit`). This is the "
+             "model one would deploy, but **not** the published protocol, which never trains on the validation "
+             "period: compare refits with refits only.", ""]
+    rows = []
+    for m in models:
+        r = refits.get(m.name)
+        if r is None:
+            continue
+        source = m.mean("test", f"item:{metric}")
+        rows.append([m.name, m.cell(f"item:{metric}", None), r.cell(f"item:{metric}", source),
+                     ", ".join(str(x["refit"].get("epochs", "-")) for x in m.runs if x.get("refit"))])
+    lines.extend(_md_table(["Model", f"{metric} (validation held out, as in Table 1)", f"{metric} refit (change)", "refit epochs"],
+                           rows))
+    lines.append("")
+    star, other = refits.get(suite["intentrec"]), refits.get(best.name) if best is not None else None
+    if star is not None and other is None and best is not None:
+        lines += [f"The best baseline on validation, {best.name}, has no refit: no paired test of the refits.", ""]
+    if star is not None and other is not None:
+        s = significance(root, star, other, metric)
+        if s is None:
+            lines += [f"{star.name} vs {other.name} (refits): targets differ, no paired test.", ""]
+        else:
+            rel = f"{100 * s['relative']:+.2f}%" if s["relative"] is not None else "-"
+            lines.extend(_md_table(
+                [f"comparison of the refits ({metric}, test)", "means", "t", "p", "95% bootstrap CI of Δ", "verdict"],
+                [[f"{star.name} vs {other.name}", f"{s['mean_a']:.4f} vs {s['mean_b']:.4f} ({rel})", f"{s['t']:.2f}",
+                  _fmt_p(s["p"]), f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]",
+                  f"{star.name} {_verdict(s)} {other.name} (α = {ALPHA})"]]))
+            lines.append("")
+            summary.append(f"| {name} (refit) | {other.name} | {s['mean_a']:.4f} | {s['mean_b']:.4f} | {rel} | "
+                           f"{_fmt_p(s['p'])} | {_verdict(s)} |")
+    return lines
+
+
 def _dataset_section(
     root: Path, name: str, models: list[_Model], suite: dict[str, Any], info: dict[str, Any],
     plots: list[str], summary: list[str],
@@ -194,8 +253,8 @@ def _dataset_section(
     # significance: IntentRec vs the best baseline chosen on validation
     star = by_name.get(suite["intentrec"])
     baselines = [m for m in models if 1 in m.tables and m.name != suite["intentrec"]]
-    if star is not None and baselines:
-        best = max(baselines, key=lambda m: m.mean("validation", f"item:{metric}") or -math.inf)
+    best = max(baselines, key=lambda m: m.mean("validation", f"item:{metric}") or -math.inf) if baselines else None
+    if star is not None and best is not None:
         lines.append(f"### Significance: {star.name} vs the best baseline")
         lines.append("")
         lines.append(f"Best baseline on **validation** {metric}: **{best.name}** "
@@ -209,8 +268,7 @@ def _dataset_section(
             if s is None:
                 rows.append([f"{star.name} vs {other.name}", "targets differ: no paired test", "", "", "", ""])
                 continue
-            verdict = ("beats" if s["diff"] > 0 and s["p"] < ALPHA else
-                       "is below" if s["diff"] < 0 and s["p"] < ALPHA else "is not significantly different from")
+            verdict = _verdict(s)
             rel = f"{100 * s['relative']:+.2f}%" if s["relative"] is not None else "-"
             rows.append([f"{star.name} vs {other.name}", f"{s['mean_a']:.4f} vs {s['mean_b']:.4f} ({rel})",
                          f"{s['t']:.2f}", _fmt_p(s["p"]), f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]",
@@ -221,6 +279,8 @@ def _dataset_section(
         lines.extend(_md_table([f"comparison ({metric}, test)", "means", "t", "p", "95% bootstrap CI of Δ",
                                 "verdict"], rows))
         lines.append("")
+
+    lines += _refit_section(root, name, models, suite, best, summary)
 
     ceilings = info.get("ceilings")
     if ceilings:
@@ -250,7 +310,13 @@ def _dataset_section(
     rows = [[m.name, str(len(m.runs)), f"{m.wall_seconds / 60:.1f}",
              ", ".join(str(r.get("epochs_run", "-")) for r in m.runs),
              ", ".join(str(r.get("stop_reason", "") or "-") for r in m.runs)] for m in models]
-    lines.extend(_md_table(["model", "runs", "wall minutes (all seeds)", "epochs", "stopped by"], rows))
+    header = ["model", "runs", "wall minutes (all seeds)", "epochs", "stopped by"]
+    refits = [_refitted(m) for m in models]
+    if any(refits):
+        header.append("refit wall minutes")
+        for row, r in zip(rows, refits, strict=True):
+            row.append(f"{r.wall_seconds / 60:.1f}" if r is not None else "-")
+    lines.extend(_md_table(header, rows))
     lines.append("")
     lines += [f"![{name}]({p})" for p in plots]
     lines.append("")
@@ -265,22 +331,38 @@ def _plot(root: Path, name: str, models: list[_Model], metric: str, star: str) -
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    rows = [(m.name, *mean_std(m.values("test", f"item:{metric}"))) for m in models if m.values("test", f"item:{metric}")]
+    column = f"item:{metric}"
+    rows = [(m.name, *mean_std(m.values("test", column))) for m in models if m.values("test", column)]
     if not rows:
         return []
     rows.sort(key=lambda r: r[1])
-    fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(rows) + 1.4))
+    refits = {m.name: mean_std(r.values("test", column)) for m in models if (r := _refitted(m)) is not None}
+    fig, ax = plt.subplots(figsize=(7.5, (0.55 if refits else 0.38) * len(rows) + 1.4))
     colors = ["#d62728" if n == star else "#1f77b4" for n, _, _ in rows]
-    ax.barh([r[0] for r in rows], [r[1] for r in rows], xerr=[r[2] for r in rows], color=colors, capsize=3)
-    for y, (_, mean, _) in enumerate(rows):
-        ax.text(mean, y, f" {mean:.4f}", va="center", fontsize=8)
+    ys = np.arange(len(rows), dtype=float)
+    height = 0.4 if refits else 0.8
+    shift = height / 2 if refits else 0.0
+    ax.barh(ys - shift, [r[1] for r in rows], height=height, xerr=[r[2] for r in rows], color=colors, capsize=3,
+            label="validation held out (Table 1)" if refits else None)
+    for y, (_, mean, _) in zip(ys, rows, strict=True):
+        ax.text(mean, y - shift, f" {mean:.4f}", va="center", fontsize=8)
+    if refits:
+        pairs = [(y, refits[n]) for y, (n, _, _) in zip(ys, rows, strict=True) if n in refits]
+        ax.barh([y + shift for y, _ in pairs], [v[0] for _, v in pairs], height=height,
+                xerr=[v[1] for _, v in pairs], color="#bbbbbb", hatch="//", edgecolor="#555555", capsize=3,
+                label="refit on training + validation (variant)")
+        for y, (mean, _) in pairs:
+            ax.text(mean, y + shift, f" {mean:.4f}", va="center", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16 - 0.6 / (len(rows) + 2)), ncol=2, fontsize=8,
+                  frameon=False)  # under the axis label: never over a bar
+    ax.set_yticks(ys, [r[0] for r in rows])
     ax.set_xlabel(f"test {metric} (full-catalogue ranking; mean ± std over seeds)")
     ax.set_title(f"{name}: next-item prediction")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     rel = Path("plots") / f"{''.join(c if c.isalnum() else '_' for c in name)}_{metric.replace('@', '')}.png"
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(root / rel, dpi=110)
+    fig.savefig(root / rel, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return [rel.as_posix()]
 

@@ -5,10 +5,13 @@ Layout of the output folder::
     DIR/results.json                       every run: config, metrics, per-target file, time, epochs, status
     DIR/report.md, DIR/plots/*.png         written by :mod:`intentrec.benchmark.report` after every run
     DIR/runs/<dataset>/<model>/seed<k>/    the run directories (metrics.json, per_target_test.npz, ...)
+    DIR/refits/<dataset>/<model>/seed<k>/  with ``refit: true``: each run refitted on training + validation events
 
 Resumable: a finished run whose resolved config is unchanged is reused; an interrupted one resumes from its
 ``last/`` state; a run whose config changed is retrained from scratch. A failing run is recorded with its error
-and the suite goes on, so nothing already measured is lost.
+and the suite goes on, so nothing already measured is lost. Refits follow the same rules: one whose source run
+(config or chosen epoch) is unchanged is reused, an interrupted one resumes, a failed one is recorded in its run's
+record under ``refit``.
 
 Parallel: several invocations may share one output folder (e.g. one per CPU core, each with one torch thread).
 Each run is claimed by a lock file (``DIR/locks/``) while it trains, so the others skip it, and every write of
@@ -110,8 +113,8 @@ def _claim(path: Path) -> IO[str] | None:
     return handle
 
 
-def _run_dir(out: Path, spec: RunSpec) -> Path:
-    return out / "runs" / run_slug(spec.dataset) / run_slug(spec.model) / f"seed{spec.seed}"
+def _run_dir(out: Path, spec: RunSpec, kind: str = "runs") -> Path:
+    return out / kind / run_slug(spec.dataset) / run_slug(spec.model) / f"seed{spec.seed}"
 
 
 def _stale(run_dir: Path, spec: RunSpec) -> bool:
@@ -157,6 +160,44 @@ def _record(spec: RunSpec, out: Path, run_dir: Path, outcome: workflows.TrainOut
     }
 
 
+def _refit_record(spec: RunSpec, out: Path, refit_dir: Path, outcome: workflows.TrainOutcome,
+                  wall: float) -> dict[str, Any]:
+    test = outcome.test
+    training = test.get("training", {})
+    return {
+        "status": "done",
+        "config_hash": spec.config_hash,
+        "epochs": test["refit"]["epochs"],
+        "run_dir": refit_dir.relative_to(out).as_posix(),
+        "per_target": (refit_dir / "per_target_test.npz").relative_to(out).as_posix(),
+        "test": {"item": test["item"], "intents": test["intents"], "n_targets": test["n_targets"]},
+        "train_seconds": training.get("train_seconds", 0.0),
+        "epochs_run": training.get("epochs_run", 0),
+        "wall_seconds": round(wall, 2),
+        "finished": _now(),
+    }
+
+
+def _refit_reusable(old: dict[str, Any] | None, record: dict[str, Any], refit_dir: Path) -> bool:
+    """A recorded refit still stands: same config as its source, same chosen epoch, files present."""
+    return bool(old and old.get("status") == "done" and old.get("config_hash") == record.get("config_hash")
+                and (record.get("heuristic") or old.get("epochs") == record.get("best_epoch"))
+                and (refit_dir / workflows.METRICS_FILE).exists())
+
+
+def _stale_refit(refit_dir: Path, spec: RunSpec, record: dict[str, Any]) -> bool:
+    """True when ``refit_dir`` holds a refit of another config or another chosen epoch (it cannot be resumed)."""
+    plan = refit_dir / workflows.REFIT_FILE
+    if _stale(refit_dir, spec):
+        return True
+    if not plan.exists() or record.get("heuristic"):
+        return False
+    try:
+        return json.loads(plan.read_text(encoding="utf-8")).get("epochs") != record.get("best_epoch")
+    except json.JSONDecodeError:
+        return True
+
+
 def _duration(seconds: float) -> str:
     h, rest = divmod(round(seconds), 3600)
     m, s = divmod(rest, 60)
@@ -169,6 +210,7 @@ def run_suite(
     *,
     only: list[str] | None = None,
     overrides: list[str] | None = None,
+    refit: bool | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -180,6 +222,8 @@ def run_suite(
         only: optional glob patterns over run keys ``dataset/model/seedK`` (e.g. ``movielens/*``); other runs are
             neither run nor dropped from earlier results.
         overrides: ``key=value`` overrides for every run, applied last (recorded in each run's config).
+        refit: also refit every run on training + validation events (True), or none (False); None = as the suite
+            and its datasets say (``refit``).
         progress: show training progress bars.
         log: where run headers and epoch lines go.
 
@@ -191,7 +235,7 @@ def run_suite(
     """
     suite_file = Path(suite_path)
     suite = load_suite(suite_file)
-    all_runs = expand_runs(suite, suite_file.resolve().parent, overrides)
+    all_runs = expand_runs(suite, suite_file.resolve().parent, overrides, refit=refit)
     runs = all_runs
     if only:
         runs = [r for r in all_runs if any(fnmatch.fnmatchcase(r.key, pat) for pat in only)]
@@ -266,6 +310,37 @@ def run_suite(
             f"({record['epochs_run']} epochs, {_duration(wall)})")
         save()
 
+    def one_refit(spec: RunSpec, run_dir: Path) -> None:
+        record = doc["runs"].get(spec.key)
+        if not record or record.get("status") != "done" or record.get("config_hash") != spec.config_hash:
+            return  # nothing finished to refit
+        refit_dir = _run_dir(root, spec, "refits")
+        if _refit_reusable(record.get("refit"), record, refit_dir):
+            log(f"    refit: done earlier ({record['refit']['test']['item'].get(suite.metric, 0):.4f} "
+                f"{suite.metric}), reused")
+            return
+        if refit_dir.exists() and _stale_refit(refit_dir, spec, record):
+            shutil.rmtree(refit_dir)
+        log(f"    refit on training + validation events -> {refit_dir}")
+        t0 = time.perf_counter()
+        mine.add(spec.key)
+        try:
+            outcome = workflows.refit(run_dir, refit_dir, resume=True, progress=progress,
+                                      log=lambda msg: log(f"      {msg}"))
+        except KeyboardInterrupt:
+            save()
+            raise
+        except Exception as err:  # recorded beside the run it belongs to; the suite goes on
+            record["refit"] = {"status": "failed", "config_hash": spec.config_hash,
+                               "error": f"{type(err).__name__}: {err}", "finished": _now()}
+            log(f"    refit FAILED: {type(err).__name__}: {err}")
+            save()
+            return
+        record["refit"] = _refit_record(spec, root, refit_dir, outcome, time.perf_counter() - t0)
+        log(f"    refit test {suite.metric} {record['refit']['test']['item'].get(suite.metric, 0):.4f} "
+            f"({record['refit']['epochs_run']} epochs, {_duration(record['refit']['wall_seconds'])})")
+        save()
+
     for i, spec in enumerate(runs, 1):
         run_dir = _run_dir(root, spec)
         claim = _claim(root / "locks" / f"{run_slug(spec.dataset)}--{run_slug(spec.model)}--seed{spec.seed}.lock")
@@ -276,6 +351,8 @@ def run_suite(
             with _locked(root / "locks" / "results.lock"):
                 merge_others()  # a run another invocation finished meanwhile is reused by one_run
             one_run(i, spec, run_dir)
+            if spec.refit:
+                one_refit(spec, run_dir)
         finally:
             claim.close()
     doc["last_session_seconds"] = round(time.perf_counter() - t_suite, 1)

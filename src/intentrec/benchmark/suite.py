@@ -6,6 +6,7 @@ A suite file::
     description: PAPER Tables 1-3 on public data
     seeds: [0, 1, 2]
     set: {train.max_minutes: 20}          # overrides for every run (dotted keys, any YAML value)
+    refit: false                          # also refit every run on training + validation events (a variant)
     intentrec: IntentRec                  # the model tested against the best baseline
     reference: {table1: TransAct, table2: IntentRec V1, table3: IntentRec V0}
     datasets:
@@ -15,6 +16,7 @@ A suite file::
         model_set:                        # tuned values per model on this dataset (recorded by `intentrec tune`)
           SASRec: {model.dropout: 0.3}
         models: null                      # null = every model of the suite; or a list of names
+        refit: null                       # null = the suite's refit; true / false for this dataset
     models:
       - {name: TransAct, set: {model.architecture: transact}, tables: [1]}
       - {name: IntentRec, set: {model.architecture: intentrec, model.variant: V3}, tables: [1, 2, 3]}
@@ -26,6 +28,11 @@ A suite file::
 Later keys win: dataset config file < suite ``set`` < dataset ``set`` < model ``set`` < dataset ``model_set`` <
 ``intentrec benchmark --set``; ``train.seed`` is set from the seed last. Every run of a dataset shares its data config (so its targets), which
 makes the per-target comparisons of the report paired.
+
+``refit: true`` (suite or dataset; ``intentrec benchmark --refit`` for every dataset) adds, after each finished run,
+:func:`intentrec.workflows.refit`: the same config and seed retrained on the training events plus the validation
+period for the epochs the run's validation chose, scored on the same test targets. The report gives those numbers
+in a section of their own, as a variant protocol beside the published one (never mixed into Tables 1-3).
 """
 
 from __future__ import annotations
@@ -88,6 +95,8 @@ class SuiteDataset(_Frozen):
     """Subset of the suite's models run on this dataset (``null`` = all)."""
     seeds: tuple[int, ...] | None = None
     """Seeds for this dataset (``null`` = the suite's)."""
+    refit: bool | None = None
+    """Refit every run of this dataset on training + validation events (``null`` = the suite's ``refit``)."""
 
     _keys = field_validator("set")(_check_overrides)
 
@@ -117,6 +126,9 @@ class Suite(_Frozen):
     """Headline item metric of the tables and the significance tests (per-target values: ndcg@10, hr@10, mrr)."""
     reference: TableReferences = TableReferences()
     """Reference rows of Tables 1-3."""
+    refit: bool = False
+    """After every finished run, also refit it on training + validation events (:func:`intentrec.workflows.refit`)
+    and report the refits apart, as a variant protocol. Doubles the cost of the trained models."""
     datasets: tuple[SuiteDataset, ...]
     """Datasets, run in order."""
     models: tuple[SuiteModel, ...]
@@ -155,6 +167,8 @@ class RunSpec:
     tables: tuple[int, ...]
     single_head: str | None
     """The intent of a single-head variant (``expand: single_heads``), else None."""
+    refit: bool = False
+    """Whether the run is also refitted on training + validation events once it has finished."""
 
     @property
     def key(self) -> str:
@@ -211,7 +225,9 @@ def _as_overrides(values: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in values.items()]
 
 
-def expand_runs(suite: Suite, suite_dir: str | Path, overrides: list[str] | None = None) -> list[RunSpec]:
+def expand_runs(
+    suite: Suite, suite_dir: str | Path, overrides: list[str] | None = None, *, refit: bool | None = None
+) -> list[RunSpec]:
     """Every concrete run of ``suite``, datasets in order, then models, then seeds.
 
     Args:
@@ -219,6 +235,8 @@ def expand_runs(suite: Suite, suite_dir: str | Path, overrides: list[str] | None
         suite_dir: folder of the suite file (dataset config paths are relative to it).
         overrides: ``key=value`` overrides applied to every run after the suite's own (e.g. a shorter
             ``train.max_minutes`` on a slow machine); they are part of each run's config, hence of its hash.
+        refit: refit every run (True) or none (False), whatever the suite says; None = the suite's and datasets'
+            ``refit``.
 
     Raises:
         ConfigError: a dataset config is missing or a combination of overrides is invalid (named with its run).
@@ -232,6 +250,7 @@ def expand_runs(suite: Suite, suite_dir: str | Path, overrides: list[str] | None
             raise ConfigError(f"suite dataset {d.name!r}: {err}") from None
         intents = [i.name for i in base.data.intents]
         seeds = d.seeds or suite.seeds
+        do_refit = refit if refit is not None else (d.refit if d.refit is not None else suite.refit)
         for m in suite.models:
             if d.models is not None and m.name not in d.models:
                 continue
@@ -247,7 +266,7 @@ def expand_runs(suite: Suite, suite_dir: str | Path, overrides: list[str] | None
                                                  f"name={json.dumps(name)}"])
                     except ConfigError as err:
                         raise ConfigError(f"suite run {d.name}/{name}/seed{seed}: {err}") from None
-                    runs.append(RunSpec(d.name, name, seed, cfg, tuple(m.tables), head))
+                    runs.append(RunSpec(d.name, name, seed, cfg, tuple(m.tables), head, do_refit))
                     if cfg.model.is_heuristic:
                         break  # deterministic: one run stands for every seed
     return runs
