@@ -452,10 +452,20 @@ class ModelConfig(_Frozen):
     identity, so the item embedding enters the Transformer unmixed at step 0 (as in SASRec, whose input is the item
     embedding itself); needs ``item_emb_dim == d_model``. On Amazon Beauty it made V0 learn about 30% more per epoch
     early on (BENCHMARKS.md "Training recipe"); off by default until it is measured on the other datasets."""
+    zero_side_inputs: bool = False
+    """IntentRec only: start the columns of the intent and item encoders' input projections (FCNorm) that read
+    anything but the item-id embedding (attribute embeddings, numeric features, the short-term interest S, the
+    intent embedding Z) at zero, so the untrained encoders see the item embedding alone and learn from the first
+    step how much of the rest to mix in. Without it S, the output of a LayerNorm-ed Transformer (rms 1), enters
+    through N(0, 0.02) weights at about 5× the item embedding's N(0, 0.02) rms and drowns the item identity in the
+    projection's LayerNorm until training sorts it out: V3 then learns markedly slower than V0 and V2 on Amazon
+    Sports (BENCHMARKS.md "Where IntentRec's slow start comes from"). Not in the paper, which does not state an
+    initialisation; off by default (the models measured before it stay reproducible)."""
     init: Literal["normal", "xavier"] = "normal"
     """Initialisation of every linear and embedding weight: ``normal`` = N(0, 0.02) (BERT / RecBole); ``xavier`` =
     Xavier-normal, std sqrt(2 / (fan_in + fan_out)), as RecTools' SASRec (the recalculated SASRec+SS numbers of
-    ANCHORS.md). Biases start at zero and LayerNorms at (1, 0) either way; ``identity_init`` applies after it."""
+    ANCHORS.md). Biases start at zero and LayerNorms at (1, 0) either way; ``identity_init`` and
+    ``zero_side_inputs`` apply after it."""
     output_attributes: tuple[str, ...] = ()
     """Item-level categorical attributes (intents or input features, e.g. ``[category]``) whose learned embeddings
     are added to every item's row of the item head: score(j) = q · (e_j + Σ_a mean A_a[labels_a(j)]) + b_j, so items

@@ -363,6 +363,30 @@ def test_identity_init_passes_the_item_embedding_through_the_input_projections(v
         _model(spec, variant=variant, identity_init=True)
 
 
+@pytest.mark.parametrize("variant", ["V0", "V1", "V2", "V3"])
+def test_zero_side_inputs_starts_the_encoders_on_the_item_embedding_alone(variant: str) -> None:
+    spec = random_spec()
+    model = _model(spec, variant=variant, item_emb_dim=32, identity_init=True, zero_side_inputs=True)
+    encoders = [e for e in (model.intent_encoder, model.item_encoder) if e is not None]
+    for encoder in encoders:
+        weight = encoder.input_proj.linear.weight.detach()  # (D, d_in)
+        torch.testing.assert_close(weight[:, :32], torch.eye(32))
+        assert weight.shape[1] > 32 and bool((weight[:, 32:] == 0).all())
+    # at step 0 the item encoder's output does not depend on the side inputs (attributes, S, Z) at all
+    batch = random_batch(spec, 4, 8, seed=3)
+    assert batch.categorical  # the spec has categorical inputs to change
+    other = replace(batch, categorical={k: torch.randint_like(v, 1, 3) for k, v in batch.categorical.items()})
+    model.eval()
+    with torch.no_grad():
+        a, b = model(batch).item_hidden, model(other).item_hidden  # (B, n, D)
+    torch.testing.assert_close(a[batch.valid], b[batch.valid])
+    # and they learn from the first step: the zero block gets a gradient through the item loss
+    model.train()
+    out = model(batch)
+    out.item_hidden[batch.valid].square().sum().backward()
+    assert float(model.item_encoder.input_proj.linear.weight.grad[:, 32:].abs().sum()) > 0
+
+
 @pytest.mark.parametrize(("feature_dropout", "dropped"), [(None, True), (0.5, True), (0.0, False)])
 def test_feature_dropout_controls_the_dropout_on_the_input_features(
     feature_dropout: float | None, dropped: bool

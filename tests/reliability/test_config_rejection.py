@@ -86,6 +86,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ("model.gap_buckets", 0),
     ("model.item_head", "softmax"),
     ("model.identity_init", "maybe"),
+    ("model.zero_side_inputs", "sometimes"),
     ("model.init", "kaiming"),
     ("model.heads", ["not-an-intent"]),
     ("model.output_attributes", ["genres", "genres"]),

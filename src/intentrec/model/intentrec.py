@@ -285,11 +285,15 @@ class IntentRec(nn.Module):
         self.request_gap_item = request_gap_embedding(cfg, D)
 
         self.apply(weight_initializer(cfg.init))
-        if cfg.identity_init:  # the item-id block of F comes first in every encoder input (FeatureEmbedder)
-            for encoder in (self.intent_encoder, self.item_encoder):
-                if encoder is not None:
-                    with torch.no_grad():
-                        encoder.input_proj.linear.weight[:, : cfg.item_emb_dim] = torch.eye(cfg.item_emb_dim)
+        for encoder in (self.intent_encoder, self.item_encoder):
+            if encoder is None:
+                continue
+            weight = encoder.input_proj.linear.weight  # (D, d_in); the item-id block of F comes first (FeatureEmbedder)
+            with torch.no_grad():
+                if cfg.identity_init:
+                    weight[:, : cfg.item_emb_dim] = torch.eye(cfg.item_emb_dim)
+                if cfg.zero_side_inputs:  # attributes, numerics, S, Z: learned from zero
+                    weight[:, cfg.item_emb_dim :] = 0.0
 
     @property
     def item_embedding(self) -> nn.Embedding:
