@@ -387,6 +387,24 @@ def test_zero_side_inputs_starts_the_encoders_on_the_item_embedding_alone(varian
     assert float(model.item_encoder.input_proj.linear.weight.grad[:, 32:].abs().sum()) > 0
 
 
+@pytest.mark.parametrize("stop", [False, True])
+def test_short_stop_gradient_keeps_s_out_of_the_item_embeddings_gradient(stop: bool) -> None:
+    spec = random_spec()
+    model = _model(spec, variant="V3", short_stop_gradient=stop)
+    assert model.short_encoder is not None
+    captured: list[torch.Tensor] = []
+    model.short_encoder.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    batch = random_batch(spec, 4, 8, seed=5)
+    out = model(batch)
+    captured[0][batch.valid].sum().backward(retain_graph=True)  # S alone
+    grad = model.item_embedding.weight.grad
+    assert (grad is not None and float(grad.abs().sum()) > 0) is not stop
+    model.zero_grad()
+    out.item_hidden[batch.valid].square().sum().backward()  # the item path still trains S's own weights
+    assert float(model.short_encoder.encoder.input_proj.linear.weight.grad.abs().sum()) > 0
+    assert float(model.item_embedding.weight.grad.abs().sum()) > 0
+
+
 @pytest.mark.parametrize(("feature_dropout", "dropped"), [(None, True), (0.5, True), (0.0, False)])
 def test_feature_dropout_controls_the_dropout_on_the_input_features(
     feature_dropout: float | None, dropped: bool

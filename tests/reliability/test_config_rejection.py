@@ -81,6 +81,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ("model.d_proj", 0),
     ("model.d_short", 0),
     ("model.short_heads", 0),
+    ("model.short_stop_gradient", "partly"),
     ("model.horizon", "a fortnight"),
     ("model.short_window_events", 0),
     ("model.gap_buckets", 0),

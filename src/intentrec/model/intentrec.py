@@ -315,7 +315,8 @@ class IntentRec(nn.Module):
         mask = causal_mask(batch.valid)  # (B, 1, n, n)  PAPER §3.1 step 2, §10 #9
         x = features
         if self.short_encoder is not None:
-            short = self.short_encoder(features, batch)  # (B, n, d_short)  S, PAPER Eq. 1
+            short_in = features.detach() if self.cfg.short_stop_gradient else features  # (B, n, d_full)
+            short = self.short_encoder(short_in, batch)  # (B, n, d_short)  S, PAPER Eq. 1
             x = torch.cat([features, short], dim=-1)  # (B, n, d_full + d_short)  F ⊕ S
 
         if self.intent_encoder is None:  # V0, V1: a single encoder
