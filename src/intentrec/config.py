@@ -457,6 +457,13 @@ class ModelConfig(_Frozen):
     identity, so the item embedding enters the Transformer unmixed at step 0 (as in SASRec, whose input is the item
     embedding itself); needs ``item_emb_dim == d_model``. On Amazon Beauty it made V0 learn about 30% more per epoch
     early on (BENCHMARKS.md "Training recipe"); off by default until it is measured on the other datasets."""
+    input_block_norm: bool = False
+    """IntentRec only: LayerNorm each block of the intent and item encoders' inputs (the item embedding, each
+    attribute embedding, S, Z; numeric features pass unchanged) before their input projection. Without it the
+    blocks arrive at very different scales (Amazon Beauty at step 0: item embedding rms 0.02, S rms 1, Z rms 0.0007);
+    Adam moves every weight at about the same rate, so a block's share of the projected input grows in proportion
+    to its scale: S soon outweighs the item identity, and Z, the intent embedding the hierarchy is built on,
+    barely registers (BENCHMARKS.md "Where IntentRec's slow start comes from"). Not in the paper; off by default."""
     zero_side_inputs: bool = False
     """IntentRec only: start the columns of the intent and item encoders' input projections (FCNorm) that read
     anything but the item-id embedding (attribute embeddings, numeric features, the short-term interest S, the

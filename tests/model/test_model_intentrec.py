@@ -9,7 +9,7 @@ import torch
 
 from intentrec.errors import ConfigError
 from intentrec.model import IntentRec, IntentRecLoss, build_model, set_item_attribute_codes
-from intentrec.model.layers import MASKED_LOGIT, ItemAttributeTable
+from intentrec.model.layers import MASKED_LOGIT, BlockLayerNorm, ItemAttributeTable
 from intentrec.structs import DataSpec, ModelOutput, SequenceBatch
 from intentrec.testing import random_batch, random_spec, tiny_model_config, with_left_padding
 from intentrec.train.checkpoint import load_model_weights, save_model_weights
@@ -385,6 +385,30 @@ def test_zero_side_inputs_starts_the_encoders_on_the_item_embedding_alone(varian
     out = model(batch)
     out.item_hidden[batch.valid].square().sum().backward()
     assert float(model.item_encoder.input_proj.linear.weight.grad[:, 32:].abs().sum()) > 0
+
+
+@pytest.mark.parametrize("variant", ["V0", "V3"])
+def test_input_block_norm_brings_every_input_block_to_unit_scale(variant: str) -> None:
+    spec = random_spec()
+    model = _model(spec, variant=variant, item_emb_dim=32, identity_init=True, input_block_norm=True).eval()
+    assert model.input_norm is not None
+    seen: list[torch.Tensor] = []
+    model.item_encoder.input_proj.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    batch = random_batch(spec, 4, 8, seed=6)
+    with torch.no_grad():
+        model(batch)
+    x = seen[0][batch.valid]  # (P, d_in): [item; attributes; numeric; S; Z]
+    start = 0
+    for width, normalised in [(32, True), *((model.cfg.cat_emb_dim, True) for _ in model.embedder.attributes)]:
+        block = x[:, start:start + width]
+        if normalised:  # LayerNorm at its initial affine (1, 0): each row has mean 0 and variance about 1
+            torch.testing.assert_close(block.mean(-1), torch.zeros(block.shape[0]), atol=1e-5, rtol=0)
+            assert float(block.var(-1, unbiased=False).min()) > 0.8  # from rms 0.02; eps = 1e-5 takes a little
+        start += width
+    plain = _model(spec, variant=variant, item_emb_dim=32, identity_init=True).eval()
+    assert plain.input_norm is None  # off: the paper's inputs, unchanged
+    torch.testing.assert_close(BlockLayerNorm(((3, True), (2, False)))(torch.tensor([[1.0, 2.0, 3.0, 7.0, -7.0]])),
+                               torch.tensor([[-1.2247, 0.0, 1.2247, 7.0, -7.0]]), atol=1e-3, rtol=0)
 
 
 @pytest.mark.parametrize("stop", [False, True])

@@ -88,6 +88,7 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ("model.item_head", "softmax"),
     ("model.identity_init", "maybe"),
     ("model.zero_side_inputs", "sometimes"),
+    ("model.input_block_norm", "yes please"),
     ("model.init", "kaiming"),
     ("model.heads", ["not-an-intent"]),
     ("model.output_attributes", ["genres", "genres"]),

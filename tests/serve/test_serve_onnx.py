@@ -183,6 +183,8 @@ ARCHITECTURES = [
     pytest.param("intentrec", {"variant": "V3", "item_head": "dot", "item_emb_dim": 32,
                                "output_attributes": ("genre", "action")}, {}, id="V3-dot-output-attributes"),
     pytest.param("intentrec", {"variant": "V3", "repeat_boost": True}, {}, id="V3-repeat-boost"),
+    pytest.param("intentrec", {"variant": "V3", "item_head": "dot", "item_emb_dim": 32, "identity_init": True,
+                               "input_block_norm": True, "short_stop_gradient": True}, {}, id="V3-input-block-norm"),
     pytest.param("intentrec", {"variant": "V3", "repeat_boost": True, "repeat_boost_attributes": ("country",)}, {},
                  id="V3-item-and-attribute-repeat-boost"),
     pytest.param("intentrec", {"variant": "V3", "request_gap": True, "repeat_boost": True}, {},

@@ -42,6 +42,7 @@ from intentrec.errors import ConfigError
 from intentrec.structs import AttributeBoost, AttributeSpec, DataSpec, ModelOutput, SequenceBatch
 
 from .layers import (
+    BlockLayerNorm,
     CausalEncoder,
     FCNorm,
     FeatureEmbedder,
@@ -254,6 +255,16 @@ class IntentRec(nn.Module):
             self.short_encoder = ShortTermEncoder(cfg, spec, self.embedder.d_full)
             d_x += cfg.d_short
 
+        # model.input_block_norm: one LayerNorm per block of X = [item; attributes; numeric; S] and one for Z
+        self.input_norm: BlockLayerNorm | None = None
+        self.z_norm: nn.Module = nn.Identity()
+        if cfg.input_block_norm:
+            blocks = [(cfg.item_emb_dim, True), *((cfg.cat_emb_dim, True) for _ in self.embedder.attributes)]
+            blocks += [(self.embedder.n_numeric, False)] if self.embedder.n_numeric else []
+            blocks += [(cfg.d_short, True)] if self.uses_short_term else []
+            self.input_norm = BlockLayerNorm(tuple(blocks))
+            self.z_norm = nn.LayerNorm(cfg.d_proj)
+
         self.intent_encoder: SequenceEncoder | None = None
         self.intent_heads: IntentHeads | None = None
         self.intent_fusion: IntentFusion | None = None
@@ -318,6 +329,8 @@ class IntentRec(nn.Module):
             short_in = features.detach() if self.cfg.short_stop_gradient else features  # (B, n, d_full)
             short = self.short_encoder(short_in, batch)  # (B, n, d_short)  S, PAPER Eq. 1
             x = torch.cat([features, short], dim=-1)  # (B, n, d_full + d_short)  F ⊕ S
+        if self.input_norm is not None:
+            x = self.input_norm(x)  # (B, n, d_x)  every block at unit scale
 
         if self.intent_encoder is None:  # V0, V1: a single encoder
             hidden = self.item_encoder(x, batch, mask)  # (B, n, D)
@@ -336,7 +349,7 @@ class IntentRec(nn.Module):
             intent_hidden = intent_hidden + self.request_gap_intent(batch)  # (B, n, D)  + E_gap(T_request − T_k)
         logits = self.intent_heads(intent_hidden)  # name -> (B, n, d_i)  PAPER §3.1 step 3
         attention, z = self.intent_fusion(logits)  # (B, n, M), (B, n, d_proj)  PAPER Eq. 2
-        y = torch.cat([x, z], dim=-1)  # (B, n, d_x + d_proj)  F ⊕ S ⊕ Z, PAPER §3.2 step 7
+        y = torch.cat([x, self.z_norm(z)], dim=-1)  # (B, n, d_x + d_proj)  F ⊕ S ⊕ Z, PAPER §3.2 step 7
         item_hidden = self.item_encoder(y, batch, mask)  # (B, n, D)  E^item, steps 8-9
         if self.request_gap_item is not None:
             item_hidden = item_hidden + self.request_gap_item(batch)  # (B, n, D)

@@ -30,6 +30,7 @@ from intentrec.vocab import UNK_IDX
 __all__ = [
     "MASKED_LOGIT",
     "AttributeRepeatBoost",
+    "BlockLayerNorm",
     "CausalEncoder",
     "FCNorm",
     "FeatureEmbedder",
@@ -679,6 +680,28 @@ class RequestGapEmbedding(nn.Module):
 def request_gap_embedding(cfg: ModelConfig, d_out: int) -> RequestGapEmbedding | None:
     """:class:`RequestGapEmbedding` when ``cfg.request_gap``, else None (the paper's model)."""
     return RequestGapEmbedding(cfg, d_out) if cfg.request_gap else None
+
+
+class BlockLayerNorm(nn.Module):
+    """A LayerNorm on each block of the last axis (``None`` width entries pass through unchanged).
+
+    Used by ``ModelConfig.input_block_norm`` so that every block of an encoder's input (item embedding, each
+    attribute embedding, S, Z) reaches the input projection at the same scale.
+
+    Args:
+        widths: ``(width, normalise)`` per block, in order; the widths sum to the input's last dimension.
+    """
+
+    def __init__(self, widths: tuple[tuple[int, bool], ...]) -> None:
+        super().__init__()
+        self.widths = tuple(w for w, _ in widths)
+        self.norms = nn.ModuleList(nn.LayerNorm(w) if normalise else nn.Identity() for w, normalise in widths)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., Σ widths) -> (..., Σ widths), each normalised block with mean 0 and unit variance before its
+        affine."""
+        parts = torch.split(x, self.widths, dim=-1)  # [(..., w_b)]
+        return torch.cat([norm(part) for norm, part in zip(self.norms, parts, strict=True)], dim=-1)
 
 
 class FCNorm(nn.Module):
