@@ -25,7 +25,9 @@ Variants share this code:
 Options that are not in the paper (off by default, each starting as the model without it): ``cfg.request_gap``
 adds E_gap(T_request − T_k) (:class:`~intentrec.model.layers.RequestGapEmbedding`) to E_int before the heads and to
 E_item; ``cfg.repeat_boost`` / ``cfg.repeat_boost_attributes`` add history scores read from E_item;
-``cfg.output_attributes`` adds attribute embeddings to FC_item's rows.
+``cfg.output_attributes`` adds attribute embeddings to FC_item's rows; ``cfg.input_block_norm`` LayerNorms each block
+of X and Z before the encoders' input projections; ``cfg.zero_side_inputs`` starts the projection columns of every
+block but the item id at zero; ``cfg.short_stop_gradient`` computes S from F without back-propagating into F.
 
 The item loss back-propagates through Z into the heads and the intent encoder (no stop-gradient, PAPER §3.3).
 The model returns :class:`~intentrec.structs.ModelOutput`; item scores over the catalogue are computed only by
