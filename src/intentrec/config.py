@@ -463,16 +463,16 @@ class ModelConfig(_Frozen):
     blocks arrive at very different scales (Amazon Beauty at step 0: item embedding rms 0.02, S rms 1, Z rms 0.0007);
     Adam moves every weight at about the same rate, so a block's share of the projected input grows in proportion
     to its scale: S soon outweighs the item identity, and Z, the intent embedding the hierarchy is built on,
-    barely registers (BENCHMARKS.md "Where IntentRec's slow start comes from"). Not in the paper; off by default."""
+    barely registers (BENCHMARKS.md "Where IntentRec's slow start came from"). Not in the paper; off by default."""
     zero_side_inputs: bool = False
     """IntentRec only: start the columns of the intent and item encoders' input projections (FCNorm) that read
     anything but the item-id embedding (attribute embeddings, numeric features, the short-term interest S, the
     intent embedding Z) at zero, so the untrained encoders see the item embedding alone and learn from the first
     step how much of the rest to mix in. Without it S, the output of a LayerNorm-ed Transformer (rms 1), enters
-    through N(0, 0.02) weights at about 5× the item embedding's N(0, 0.02) rms and drowns the item identity in the
-    projection's LayerNorm until training sorts it out: V3 then learns markedly slower than V0 and V2 on Amazon
-    Sports (BENCHMARKS.md "Where IntentRec's slow start comes from"). Not in the paper, which does not state an
-    initialisation; off by default (the models measured before it stay reproducible)."""
+    through N(0, 0.02) weights at about 5× the item embedding's N(0, 0.02) rms. It does **not** cure V3's slow start
+    on Amazon Sports: S's weights grow from zero as fast as from N(0, 0.02), and its scale is what counts; use
+    ``input_block_norm`` for that (BENCHMARKS.md "Where IntentRec's slow start came from"). Not in the paper, which
+    does not state an initialisation; off by default."""
     init: Literal["normal", "xavier"] = "normal"
     """Initialisation of every linear and embedding weight: ``normal`` = N(0, 0.02) (BERT / RecBole); ``xavier`` =
     Xavier-normal, std sqrt(2 / (fan_in + fan_out)), as RecTools' SASRec (the recalculated SASRec+SS numbers of
