@@ -439,8 +439,8 @@ class ModelConfig(_Frozen):
     short_stop_gradient: bool = False
     """V3: the short-term encoder reads the features F without back-propagating into them (S learns its own
     projection and Transformer; the item-id embedding table, shared with the item head, learns from the intent and
-    item encoders only). Through its narrow LayerNorm-ed projection S sends the item embeddings a gradient about
-    half as large as all other paths together (measured on Amazon Beauty); not in the paper; off by default."""
+    item encoders only). It did not speed up V3 on Amazon Sports or Beauty (BENCHMARKS.md "Where IntentRec's slow
+    start came from"); not in the paper; off by default."""
     horizon: str | float | None = "1w"
     """H: the short-term window (T_k - H, T_k] (e.g. ``1w``, ``1month``, ``off``). Only V3 uses it."""
     short_window_events: int = 10

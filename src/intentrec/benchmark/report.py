@@ -140,6 +140,23 @@ def _verdict(s: dict[str, Any]) -> str:
             "is below" if s["diff"] < 0 and s["p"] < ALPHA else "is not significantly different from")
 
 
+def _comparison_row(star: str, other: str, s: dict[str, Any]) -> list[str]:
+    """One row of a significance table: comparison, means (relative), t, p, bootstrap CI, verdict."""
+    rel = f"{100 * s['relative']:+.2f}%" if s["relative"] is not None else "-"
+    return [f"{star} vs {other}", f"{s['mean_a']:.4f} vs {s['mean_b']:.4f} ({rel})", f"{s['t']:.2f}", _fmt_p(s["p"]),
+            f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]", f"{star} {_verdict(s)} {other} (α = {ALPHA})"]
+
+
+def _summary_row(dataset: str, other: str, s: dict[str, Any]) -> str:
+    """One row of the report's summary table."""
+    rel = f"{100 * s['relative']:+.2f}%" if s["relative"] is not None else "-"
+    return (f"| {dataset} | {other} | {s['mean_a']:.4f} | {s['mean_b']:.4f} | {rel} | {_fmt_p(s['p'])} | "
+            f"{_verdict(s)} |")
+
+
+_SIGNIFICANCE_HEADER = ["means", "t", "p", "95% bootstrap CI of Δ", "verdict"]
+
+
 def _refit_section(
     root: Path, name: str, models: list[_Model], suite: dict[str, Any], best: _Model | None, summary: list[str]
 ) -> list[str]:
@@ -173,15 +190,10 @@ def _refit_section(
         if s is None:
             lines += [f"{star.name} vs {other.name} (refits): targets differ, no paired test.", ""]
         else:
-            rel = f"{100 * s['relative']:+.2f}%" if s["relative"] is not None else "-"
-            lines.extend(_md_table(
-                [f"comparison of the refits ({metric}, test)", "means", "t", "p", "95% bootstrap CI of Δ", "verdict"],
-                [[f"{star.name} vs {other.name}", f"{s['mean_a']:.4f} vs {s['mean_b']:.4f} ({rel})", f"{s['t']:.2f}",
-                  _fmt_p(s["p"]), f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]",
-                  f"{star.name} {_verdict(s)} {other.name} (α = {ALPHA})"]]))
+            lines.extend(_md_table([f"comparison of the refits ({metric}, test)", *_SIGNIFICANCE_HEADER],
+                                   [_comparison_row(star.name, other.name, s)]))
             lines.append("")
-            summary.append(f"| {name} (refit) | {other.name} | {s['mean_a']:.4f} | {s['mean_b']:.4f} | {rel} | "
-                           f"{_fmt_p(s['p'])} | {_verdict(s)} |")
+            summary.append(_summary_row(f"{name} (refit)", other.name, s))
     return lines
 
 
@@ -268,16 +280,10 @@ def _dataset_section(
             if s is None:
                 rows.append([f"{star.name} vs {other.name}", "targets differ: no paired test", "", "", "", ""])
                 continue
-            verdict = _verdict(s)
-            rel = f"{100 * s['relative']:+.2f}%" if s["relative"] is not None else "-"
-            rows.append([f"{star.name} vs {other.name}", f"{s['mean_a']:.4f} vs {s['mean_b']:.4f} ({rel})",
-                         f"{s['t']:.2f}", _fmt_p(s["p"]), f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]",
-                         f"{star.name} {verdict} {other.name} (α = {ALPHA})"])
+            rows.append(_comparison_row(star.name, other.name, s))
             if other is best:
-                summary.append(f"| {name} | {best.name} | {s['mean_a']:.4f} | {s['mean_b']:.4f} | {rel} | "
-                               f"{_fmt_p(s['p'])} | {verdict} |")
-        lines.extend(_md_table([f"comparison ({metric}, test)", "means", "t", "p", "95% bootstrap CI of Δ",
-                                "verdict"], rows))
+                summary.append(_summary_row(name, best.name, s))
+        lines.extend(_md_table([f"comparison ({metric}, test)", *_SIGNIFICANCE_HEADER], rows))
         lines.append("")
 
     lines += _refit_section(root, name, models, suite, best, summary)
